@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sluice/v1/event.proto",
         "sluice/v1/collector.proto",
         "sluice/v1/manifest.proto",
+        "sluice/v1/archive.proto",
     ];
     let descriptors = protox::compile(files, [proto_root])?;
     tonic_prost_build::configure()

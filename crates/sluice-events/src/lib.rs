@@ -1,7 +1,9 @@
 //! The event envelope every Sluice stage carries, and its encodings: JSON
 //! from clients into envelopes, envelopes into aggregated stream records,
-//! and load manifests into queue messages.
+//! stream records into raw archive objects, and load manifests into queue
+//! messages.
 
+mod archive;
 mod error;
 mod json;
 mod limits;
@@ -14,6 +16,9 @@ pub mod proto {
     tonic::include_proto!("sluice.v1");
 }
 
+pub use archive::{
+    ArchiveWriter, MAX_ARCHIVE_DECODED_BYTES, decode_archive, decode_archive_header,
+};
 pub use error::EventError;
 pub use json::{IngestContext, envelope_from_json};
 pub use limits::Limits;
