@@ -1,0 +1,23 @@
+//! The three narrow interfaces every Sluice stage uses to reach the outside
+//! world (an event stream, an object store and a queue), each with an AWS
+//! implementation (Kinesis, S3, SQS) and a local, on-disk one with the same
+//! semantics, so a stage cannot tell which it runs on.
+
+pub mod aws;
+pub mod config;
+mod error;
+pub mod local;
+pub mod notification;
+mod object_store;
+mod queue;
+mod sequence;
+mod stream;
+
+pub use error::{BackendError, Result};
+pub use object_store::{GetObject, ObjectMeta, ObjectStore, PutCondition};
+pub use queue::{Queue, QueueMessage};
+pub use sequence::SequenceNumber;
+pub use stream::{
+    EventStream, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartPosition,
+    StreamRecord,
+};

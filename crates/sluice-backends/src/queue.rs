@@ -1,0 +1,40 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// An at-least-once message queue with visibility timeouts: SQS, or a durable
+/// spool on disk. A received message is hidden for the visibility timeout and
+/// delivered again unless it is deleted first; after the configured number of
+/// receives it moves to the dead-letter queue (SQS redrive policy).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues a message; returns its id.
+    async fn send(&self, body: &str) -> Result<String>;
+
+    /// Up to `max` messages (1..=10), waiting up to `wait` (long poll, at
+    /// most 20 s) for the first one. `visibility` overrides the queue's
+    /// default visibility timeout for these messages.
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<QueueMessage>>;
+
+    /// Acknowledges a message, by the receipt handle of its latest receive.
+    async fn delete(&self, receipt_handle: &str) -> Result<()>;
+
+    /// Hides the message for `timeout` from now (zero makes it visible at once).
+    async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<()>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
