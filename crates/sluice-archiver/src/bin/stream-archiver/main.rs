@@ -1,0 +1,80 @@
+//! `stream-archiver`: reads its config (`--config PATH`, `SLUICE_*` env),
+//! binds the admin port, connects the stream and object store, and archives
+//! until SIGTERM/SIGINT, then writes every shard's buffer and exits.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sluice_archiver::{ArchiverConfig, serve};
+use sluice_backends::config::{BackendsConfig, connect};
+use sluice_runtime::{
+    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
+    shutdown_signal,
+};
+use tokio::net::TcpListener;
+
+/// Enough to write every shard's last object and checkpoint; the chart's
+/// termination grace period is longer.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(50);
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Config {
+    log_format: LogFormat,
+    archiver: ArchiverConfig,
+    #[serde(flatten)]
+    backends: BackendsConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let path = config_path(std::env::args_os().skip(1));
+    let config: Config = load_config(path.as_deref(), "SLUICE")?;
+    init_logging(config.log_format)?;
+    let signal = shutdown_signal()?;
+
+    let admin = TcpListener::bind(("0.0.0.0", config.archiver.admin_port))
+        .await
+        .with_context(|| format!("binding archiver.admin_port {}", config.archiver.admin_port))?;
+    let backends = connect(&config.backends)
+        .await
+        .context("connecting the stream and object store")?;
+
+    let registry = prometheus::Registry::new();
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::new();
+    shutdown.spawn(serve_admin(
+        admin,
+        registry.clone(),
+        readiness.clone(),
+        shutdown.token().cancelled_owned(),
+    ));
+    let mut archiver = {
+        let (registry, token) = (registry.clone(), shutdown.token());
+        shutdown.spawn(async move {
+            serve(
+                config.archiver,
+                backends.stream,
+                backends.stream_name,
+                backends.objects,
+                &registry,
+                token,
+            )
+            .await
+        })
+    };
+    readiness.set_ready(true);
+
+    tokio::select! {
+        () = signal => {}
+        // It returns early only on a bad config or a failed start.
+        finished = &mut archiver => {
+            shutdown.drain(SHUTDOWN_GRACE).await?;
+            return finished?.context("stream archiver failed");
+        }
+    }
+    readiness.set_ready(false);
+    shutdown.drain(SHUTDOWN_GRACE).await?;
+    archiver.await?.context("stream archiver failed")
+}

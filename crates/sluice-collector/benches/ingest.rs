@@ -1,0 +1,314 @@
+//! Collector throughput and latency against a bare hyper server, in one run.
+//!
+//! The server under test (the collector on the local stream, or the
+//! baseline: a hyper server that reads the body and answers 200) runs on a
+//! runtime pinned to CPU 0; the load generator, a hyper client on raw
+//! HTTP/1.1 keep-alive connections, on a runtime pinned to CPU 1.
+//!
+//! Phases (a few seconds each): closed-loop peak for batched requests (100
+//! events of ~550 bytes) and single-event requests, for both servers; then
+//! the collector paced at half its batched peak, for latency.
+//!
+//! `cargo bench -p sluice-collector --bench ingest` (env `BENCH_SECS` sets
+//! the seconds per phase, default 4).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sluice_backends::local::{LocalObjectStore, LocalStream};
+use sluice_collector::{CollectorConfig, Listeners, serve};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const WRITE_KEY: &str = "wk_bench";
+const BATCH: usize = 100;
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; pid 0 is this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("warning: could not pin to CPU {cpu}");
+        }
+    }
+}
+
+/// A runtime whose threads (worker and blocking pool) all run on `cpu`.
+fn pinned_runtime(cpu: usize) -> tokio::runtime::Runtime {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Threads inherit the affinity of the thread that creates them.
+        pin_to(cpu);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send(rt).unwrap();
+    });
+    rx.recv().unwrap()
+}
+
+fn event(i: usize) -> Value {
+    json!({
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": format!("bench-{i:08}-4a77-9f6b-5f1c3d2e1a00"),
+        "userId": format!("user-{}", i % 997),
+        "anonymousId": "b2f0c8a4-6c1e-4a77-9f6b-5f1c3d2e1a00",
+        "timestamp": "2024-05-01T12:00:00.250Z",
+        "properties": {
+            "order_id": format!("ord-{i}"), "total": 129.95, "currency": "EUR",
+            "products": [{"sku": "A-1", "price": 59.95, "qty": 1}],
+            "shipping": {"method": "express", "address": {"country": "DE", "city": "Berlin"}}
+        },
+        "context": {
+            "library": {"name": "analytics-python", "version": "2.3.2"},
+            "ip": "203.0.113.9", "locale": "de-DE",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"
+        }
+    })
+}
+
+struct Load {
+    path: &'static str,
+    body: Bytes,
+    events: usize,
+    connections: usize,
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: usize,
+    errors: usize,
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map_or(0.0, |&us| us as f64 / 1000.0)
+    }
+}
+
+/// Runs `load` against `addr` for `secs`: as fast as the server answers
+/// (`rate` None), or paced at `rate` requests/s, latency measured from each
+/// request's scheduled time (so a stalled server is not under-reported).
+async fn drive(addr: SocketAddr, load: &Load, secs: Duration, rate: Option<f64>) -> Stats {
+    let started = Instant::now();
+    let deadline = started + secs;
+    let mut tasks = Vec::new();
+    for c in 0..load.connections {
+        let body = load.body.clone();
+        let path = load.path;
+        let interval = rate.map(|r| Duration::from_secs_f64(load.connections as f64 / r));
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut stats = Stats::default();
+            // Spread paced connections over one interval.
+            let mut next = interval.map(|i| Instant::now() + i.mul_f64(c as f64 / 64.0 % 1.0));
+            while Instant::now() < deadline {
+                let scheduled = match (next, interval) {
+                    (Some(at), Some(i)) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        next = Some(at + i);
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                let request = Request::post(path)
+                    .header("host", "bench")
+                    .header("content-type", "application/json")
+                    .header("authorization", "Basic d2tfYmVuY2g6")
+                    .body(Full::new(body.clone()))
+                    .unwrap();
+                match sender.send_request(request).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        let _ = response.into_body().collect().await;
+                        stats.requests += usize::from(ok);
+                        stats.errors += usize::from(!ok);
+                    }
+                    Err(_) => {
+                        stats.errors += 1;
+                        break;
+                    }
+                }
+                stats
+                    .latencies_us
+                    .push(scheduled.elapsed().as_micros() as u32);
+            }
+            stats
+        }));
+    }
+    let mut total = Stats::default();
+    for task in tasks {
+        let s = task.await.unwrap();
+        total.requests += s.requests;
+        total.errors += s.errors;
+        total.latencies_us.extend(s.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+async fn baseline(listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => accepted.unwrap().0,
+            () = stop.cancelled() => return,
+        };
+        stream.set_nodelay(true).unwrap();
+        tokio::spawn(async move {
+            let service = service_fn(|request: Request<hyper::body::Incoming>| async move {
+                let _ = request.into_body().collect().await;
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                    br#"{"success":true}"#,
+                ))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn report(name: &str, load: &Load, stats: &Stats) {
+    println!(
+        "{name:<34} {:>10.0} req/s {:>11.0} events/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        stats.rps(),
+        stats.rps() * load.events as f64,
+        stats.percentile(0.50),
+        stats.percentile(0.99),
+        stats.errors
+    );
+}
+
+fn main() {
+    let secs = Duration::from_secs_f64(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4.0),
+    );
+    let server_rt = pinned_runtime(0);
+    let client_rt = pinned_runtime(1);
+
+    let batch: Vec<Value> = (0..BATCH).map(event).collect();
+    let batch_body =
+        Bytes::from(json!({"batch": batch, "sentAt": "2024-05-01T12:00:01Z"}).to_string());
+    let single_body = Bytes::from({
+        let mut e = event(7);
+        e.as_object_mut().unwrap().remove("type");
+        e.to_string()
+    });
+    println!(
+        "event ~{} bytes, batch body {} bytes, {} s per phase; server on CPU 0, generator on CPU 1",
+        batch_body.len() / BATCH,
+        batch_body.len(),
+        secs.as_secs_f64()
+    );
+    let batched = Load {
+        path: "/v1/batch",
+        body: batch_body,
+        events: BATCH,
+        connections: 32,
+    };
+    let single = Load {
+        path: "/v1/track",
+        body: single_body,
+        events: 1,
+        connections: 256,
+    };
+
+    // Baseline.
+    let stop = CancellationToken::new();
+    let listener = server_rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    server_rt.spawn(baseline(listener, stop.clone()));
+    let base_batched = client_rt.block_on(drive(addr, &batched, secs, None));
+    report("baseline hyper, batched", &batched, &base_batched);
+    let base_single = client_rt.block_on(drive(addr, &single, secs, None));
+    report("baseline hyper, single event", &single, &base_single);
+    stop.cancel();
+
+    // Collector on the local stream.
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Arc::new(LocalStream::open(dir.path().join("stream"), 4).unwrap());
+    let objects = Arc::new(LocalObjectStore::open(dir.path().join("objects")).unwrap());
+    let mut config = CollectorConfig::default();
+    config.sources.insert("bench".into(), WRITE_KEY.into());
+    let (http, grpc) = server_rt.block_on(async {
+        (
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        )
+    });
+    let addr = http.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let registry = prometheus::Registry::new();
+    let collector = server_rt.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            serve(
+                config,
+                Listeners { http, grpc },
+                stream,
+                objects,
+                &registry,
+                shutdown,
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let peak = client_rt.block_on(drive(addr, &batched, secs, None));
+    report("collector, batched", &batched, &peak);
+    let half = client_rt.block_on(drive(addr, &batched, secs, Some(peak.rps() / 2.0)));
+    report("collector, batched at half peak", &batched, &half);
+    let col_single = client_rt.block_on(drive(addr, &single, secs, None));
+    report("collector, single event", &single, &col_single);
+    let single_half = client_rt.block_on(drive(addr, &single, secs, Some(col_single.rps() / 2.0)));
+    report("collector, single at half peak", &single, &single_half);
+    shutdown.cancel();
+    server_rt.block_on(collector).unwrap();
+
+    println!();
+    println!(
+        "batched: {:.0} events/s on one collector core (target >= 250000); {:.2}x the bare server's request rate",
+        peak.rps() * BATCH as f64,
+        peak.rps() / base_batched.rps()
+    );
+    println!(
+        "single event: {:.0}% of the bare server's request rate (target >= 60%)",
+        100.0 * col_single.rps() / base_single.rps()
+    );
+    println!(
+        "p99 at half peak: batched {:.2} ms, single {:.2} ms (target < 10 ms)",
+        half.percentile(0.99),
+        single_half.percentile(0.99)
+    );
+}

@@ -1,0 +1,109 @@
+//! Write keys: which configured source sent a request.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sluice_events::proto::Source;
+
+use crate::{CollectorConfig, CollectorError};
+
+pub const ANONYMOUS: &str = "anonymous";
+
+pub struct Sources {
+    by_key: HashMap<String, Source>,
+    allow_anonymous: bool,
+}
+
+impl Sources {
+    pub fn new(config: &CollectorConfig) -> Self {
+        let by_key = config
+            .sources
+            .iter()
+            .map(|(name, key)| {
+                let source = Source {
+                    name: name.clone(),
+                    write_key: key.clone(),
+                };
+                (key.clone(), source)
+            })
+            .collect();
+        Self {
+            by_key,
+            allow_anonymous: config.allow_anonymous,
+        }
+    }
+
+    /// The source a write key belongs to. Unknown or missing keys are
+    /// refused unless anonymous writes are allowed.
+    pub fn resolve(&self, write_key: Option<&str>) -> Result<Source, CollectorError> {
+        let key = write_key.filter(|k| !k.is_empty());
+        if let Some(source) = key.and_then(|k| self.by_key.get(k)) {
+            return Ok(source.clone());
+        }
+        if self.allow_anonymous {
+            return Ok(Source {
+                name: ANONYMOUS.into(),
+                write_key: key.unwrap_or_default().into(),
+            });
+        }
+        Err(match key {
+            Some(_) => CollectorError::UnknownWriteKey,
+            None => CollectorError::MissingWriteKey,
+        })
+    }
+}
+
+/// The write key in an `Authorization` header: Segment's HTTP Basic auth
+/// (`base64(writeKey:)`), or `Bearer <key>`.
+pub fn write_key_from_authorization(value: &str) -> Option<String> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(credentials).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+        return Some(user.to_owned());
+    }
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_basic_and_bearer() {
+        let basic = format!("Basic {}", STANDARD.encode("wk_123:"));
+        assert_eq!(
+            write_key_from_authorization(&basic).as_deref(),
+            Some("wk_123")
+        );
+        assert_eq!(
+            write_key_from_authorization("bearer wk_9").as_deref(),
+            Some("wk_9")
+        );
+        assert_eq!(write_key_from_authorization("Basic !!!"), None);
+    }
+
+    #[test]
+    fn resolves_sources() {
+        let mut config = CollectorConfig::default();
+        config.sources.insert("web".into(), "wk_web".into());
+        let sources = Sources::new(&config);
+        assert_eq!(sources.resolve(Some("wk_web")).unwrap().name, "web");
+        assert!(matches!(
+            sources.resolve(Some("nope")),
+            Err(CollectorError::UnknownWriteKey)
+        ));
+        assert!(matches!(
+            sources.resolve(None),
+            Err(CollectorError::MissingWriteKey)
+        ));
+        config.allow_anonymous = true;
+        let open = Sources::new(&config);
+        assert_eq!(open.resolve(Some("nope")).unwrap().name, ANONYMOUS);
+    }
+}

@@ -1,0 +1,95 @@
+//! `collector`: reads its config (`--config PATH`, `SLUICE_*` env), binds
+//! the HTTP, gRPC and admin ports, connects the stream and object store,
+//! and serves until SIGTERM/SIGINT.
+
+mod backends;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sluice_collector::{CollectorConfig, Listeners, serve};
+use sluice_runtime::{
+    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
+    shutdown_signal,
+};
+use tokio::net::TcpListener;
+
+/// Longer than the HTTP drain (25 s) plus a last flush, below Kubernetes'
+/// default 30 s grace period would be tight, so the chart sets 45 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Config {
+    log_format: LogFormat,
+    collector: CollectorConfig,
+    aws: backends::AwsSection,
+    stream: backends::StreamSection,
+    object_store: backends::ObjectStoreSection,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let path = config_path(std::env::args_os().skip(1));
+    let config: Config = load_config(path.as_deref(), "SLUICE")?;
+    init_logging(config.log_format)?;
+    config.collector.validate()?;
+    let signal = shutdown_signal()?;
+
+    let c = &config.collector;
+    let listeners = Listeners {
+        http: bind(&c.listen_address, c.http_port).await?,
+        grpc: bind(&c.listen_address, c.grpc_port).await?,
+    };
+    let admin = bind(&c.listen_address, c.admin_port).await?;
+
+    let (stream, objects) = backends::connect(&config.aws, &config.stream, &config.object_store)
+        .await
+        .context("connecting the stream and object store")?;
+
+    let registry = prometheus::Registry::new();
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::new();
+    shutdown.spawn(serve_admin(
+        admin,
+        registry.clone(),
+        readiness.clone(),
+        shutdown.token().cancelled_owned(),
+    ));
+    let collector = shutdown.spawn({
+        let (registry, token) = (registry.clone(), shutdown.token());
+        async move {
+            serve(
+                config.collector,
+                listeners,
+                stream,
+                objects,
+                &registry,
+                token,
+            )
+            .await
+        }
+    });
+    readiness.set_ready(true);
+
+    tokio::select! {
+        () = signal => {}
+        () = shutdown.cancelled() => {}
+    }
+    // Out of the load balancer first, then drain.
+    readiness.set_ready(false);
+    shutdown.drain(SHUTDOWN_GRACE).await?;
+    collector.await?.context("collector failed")?;
+    Ok(())
+}
+
+async fn bind(address: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = format!("{address}:{port}")
+        .parse()
+        .with_context(|| format!("collector.listen_address {address:?}"))?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}

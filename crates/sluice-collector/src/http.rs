@@ -1,0 +1,288 @@
+//! The HTTP API on hyper: routing, bodies, CORS and answers shaped the way
+//! tracking libraries expect (200 with a small JSON body; several treat
+//! 202/204 as failure).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::CollectorError;
+use crate::auth::write_key_from_authorization;
+use crate::body::decompress;
+use crate::ingest::{Intake, Outcome, Request as IngestRequest};
+use crate::protocols::Endpoint;
+use crate::utf8::BodyText;
+
+/// How long requests still in flight at shutdown get to finish (waiting for
+/// the stream included); below Kubernetes' 30 s default grace period.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Passing errors (a reset peer, no free fds) must not stop the
+                // server; the pause keeps fd exhaustion from spinning.
+                Err(error) => {
+                    tracing::warn!(%error, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let intake = intake.clone();
+        let service = service_fn(move |request| {
+            let intake = intake.clone();
+            async move { Ok::<_, Infallible>(handle(&intake, request, peer).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("http requests still open after the drain timeout; dropping them");
+    }
+}
+
+async fn handle(
+    intake: &Intake,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let origin = allowed_origin(intake, request.headers());
+    let endpoint = Endpoint::from_path(request.uri().path());
+    let protocol = endpoint.map_or("unknown", Endpoint::protocol);
+    let mut response = match (request.method(), endpoint) {
+        (&Method::OPTIONS, _) => preflight(),
+        (&Method::POST, Some(endpoint)) => {
+            let result = receive(intake, request, endpoint, peer).await;
+            let outcome = match &result {
+                Ok(o) if o.accepted == 0 && !o.rejections.is_empty() => "all_rejected",
+                Ok(_) => "ok",
+                Err(e) => e.cause(),
+            };
+            intake
+                .metrics
+                .requests
+                .with_label_values(&[protocol, outcome])
+                .inc();
+            match result {
+                Ok(outcome) => outcome_response(&outcome),
+                Err(error) => {
+                    tracing::debug!(%error, protocol, "request refused");
+                    error_response(&error)
+                }
+            }
+        }
+        (method, Some(_)) => error_response(&CollectorError::MethodNotAllowed(method.to_string())),
+        (_, None) => error_response(&CollectorError::NotFound(request.uri().path().to_owned())),
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    intake
+        .metrics
+        .request_seconds
+        .with_label_values(&[protocol])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn receive(
+    intake: &Intake,
+    request: Request<Incoming>,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+) -> Result<Outcome, CollectorError> {
+    let limit = intake.config.max_request_bytes;
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(CollectorError::BodyTooLarge { limit });
+    }
+    // Refuse before reading a body that could not be taken anyway.
+    if !intake.writer.has_room(declared.unwrap_or(1).max(1)) {
+        return Err(CollectorError::Overloaded {
+            limit: intake.config.max_in_flight_bytes,
+        });
+    }
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    let auth_key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(write_key_from_authorization);
+    let client_ip = client_ip(intake, headers, peer);
+
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
+            Some(_) => CollectorError::BodyTooLarge { limit },
+            None => CollectorError::BodyRead(e.to_string()),
+        })?
+        .to_bytes();
+    let body = decompress(body, gzip, limit)?;
+    let text = BodyText::new(&body);
+    let decoded = endpoint.decode(text.as_str())?;
+    intake
+        .ingest(IngestRequest {
+            decoded,
+            text: Some(&text),
+            auth_key,
+            client_ip,
+            want_ids: false,
+        })
+        .await
+}
+
+fn client_ip(intake: &Intake, headers: &HeaderMap, peer: SocketAddr) -> String {
+    if intake.config.trust_forwarded_for
+        && let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    {
+        return first.to_owned();
+    }
+    peer.ip().to_string()
+}
+
+/// The Origin to echo, when the request has one that is allowed.
+fn allowed_origin(intake: &Intake, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    intake
+        .config
+        .cors_origins
+        .iter()
+        .any(|o| o == "*" || o == text)
+        .then(|| origin.clone())
+}
+
+fn preflight() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    response
+}
+
+fn outcome_response(outcome: &Outcome) -> Response<Full<Bytes>> {
+    if outcome.rejections.is_empty() {
+        // The common case, without building a JSON tree.
+        let body = format!(
+            r#"{{"success":true,"accepted":{},"rejected":0}}"#,
+            outcome.accepted
+        );
+        return json_response(StatusCode::OK, body);
+    }
+    let errors: Vec<_> = outcome
+        .rejections
+        .iter()
+        .map(|(index, reject)| {
+            json!({
+                "index": index,
+                "cause": reject.cause(),
+                "field": reject.field(),
+                "limit": reject.limit(),
+                "error": reject.to_string(),
+            })
+        })
+        .collect();
+    let success = outcome.accepted > 0;
+    let mut body = json!({
+        "success": success,
+        "accepted": outcome.accepted,
+        "rejected": outcome.rejections.len(),
+        "errors": errors,
+    });
+    // Nothing accepted: the request as a whole is bad, so a client does not
+    // count it as delivered; the events are still kept under rejected/.
+    let status = if success {
+        StatusCode::OK
+    } else {
+        body["error"] = CollectorError::AllRejected(errors_summary(outcome))
+            .to_string()
+            .into();
+        StatusCode::BAD_REQUEST
+    };
+    json_response(status, body.to_string())
+}
+
+fn errors_summary(outcome: &Outcome) -> String {
+    let (index, reject) = &outcome.rejections[0];
+    match outcome.rejections.len() {
+        1 => format!("event {index}: {reject}"),
+        n => format!("event {index}: {reject} (and {} more)", n - 1),
+    }
+}
+
+fn error_response(error: &CollectorError) -> Response<Full<Bytes>> {
+    let body = json!({"success": false, "error": error.to_string(), "cause": error.cause()});
+    let mut response = json_response(error.status(), body.to_string());
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

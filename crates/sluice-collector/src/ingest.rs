@@ -1,0 +1,164 @@
+//! What every protocol shares once a body is split into events: the
+//! source, validation into envelopes, room in the in-flight budget, the
+//! rejected events kept, and the wait for the stream.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sluice_events::proto::CollectorMeta;
+use sluice_events::{IngestContext, encoded_len_in_batch, envelope_from_json};
+
+use crate::auth::Sources;
+use crate::config::AckMode;
+use crate::metrics::Metrics;
+use crate::protocols::Decoded;
+use crate::rejection::{Reject, RejectedEvent, RejectedSink};
+use crate::utf8::BodyText;
+use crate::writer::StreamWriter;
+use crate::{CollectorConfig, CollectorError};
+
+pub struct Intake {
+    pub config: CollectorConfig,
+    pub metrics: Metrics,
+    pub writer: StreamWriter,
+    pub rejected: RejectedSink,
+    sources: Sources,
+    host: String,
+}
+
+/// One request, decoded.
+pub struct Request<'a> {
+    pub decoded: Decoded<'a>,
+    /// The body the events were cut from, to find invalid UTF-8 in them.
+    pub text: Option<&'a BodyText<'a>>,
+    /// From the `Authorization` header (or gRPC metadata); a key in the body
+    /// wins.
+    pub auth_key: Option<String>,
+    pub client_ip: String,
+    /// Return the accepted events' ids (gRPC answers per event).
+    pub want_ids: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub accepted: usize,
+    /// `event_id` of each accepted event, in order, when asked for.
+    pub event_ids: Vec<String>,
+    /// Index in the request and reason, in index order.
+    pub rejections: Vec<(usize, Reject)>,
+}
+
+impl Intake {
+    pub fn new(
+        config: CollectorConfig,
+        metrics: Metrics,
+        writer: StreamWriter,
+        rejected: RejectedSink,
+    ) -> Self {
+        Self {
+            sources: Sources::new(&config),
+            host: config.host_name(),
+            config,
+            metrics,
+            writer,
+            rejected,
+        }
+    }
+
+    pub async fn ingest(&self, request: Request<'_>) -> Result<Outcome, CollectorError> {
+        let Request {
+            decoded,
+            text,
+            auth_key,
+            client_ip,
+            want_ids,
+        } = request;
+        let write_key = decoded.write_key.or(auth_key);
+        let source = self.sources.resolve(write_key.as_deref())?;
+        let ctx = IngestContext {
+            received_at_us: now_us(),
+            batch_sent_at_us: decoded.sent_at_us,
+            default_type: decoded.default_type,
+            source,
+            collector: CollectorMeta {
+                protocol: decoded.protocol.into(),
+                host: self.host.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                client_ip,
+            },
+        };
+
+        let count = decoded.events.len();
+        let mut envelopes = Vec::with_capacity(count);
+        let mut sizes = Vec::with_capacity(count);
+        let mut rejected = Vec::new();
+        for (index, item) in decoded.events.into_iter().enumerate() {
+            let raw = *item.as_ref().unwrap_or(&"");
+            let envelope = item.and_then(|json| {
+                if let Some(offset) = text.and_then(|t| t.invalid_in(json)) {
+                    return Err(Reject::InvalidUtf8 { offset });
+                }
+                envelope_from_json(json, &ctx, &self.config.limits).map_err(Reject::Event)
+            });
+            match envelope {
+                Ok(envelope) => {
+                    sizes.push(encoded_len_in_batch(&envelope));
+                    envelopes.push(envelope);
+                }
+                Err(reject) => rejected.push((index, reject, raw)),
+            }
+        }
+
+        // Room first: a client told to retry resends the whole request, so
+        // its rejected events are kept only once it gets through.
+        let reservation = match envelopes.is_empty() {
+            true => None,
+            false => Some(self.writer.reserve(sizes.iter().sum())?),
+        };
+        let mut outcome = Outcome {
+            accepted: envelopes.len(),
+            event_ids: match want_ids {
+                true => envelopes.iter().map(|e| e.event_id.clone()).collect(),
+                false => Vec::new(),
+            },
+            rejections: Vec::with_capacity(rejected.len()),
+        };
+        for (index, reject, raw) in rejected {
+            self.metrics
+                .events_rejected
+                .with_label_values(&[reject.cause()])
+                .inc();
+            self.rejected
+                .send(RejectedEvent {
+                    source: ctx.source.name.clone(),
+                    received_at_us: ctx.received_at_us,
+                    protocol: decoded.protocol,
+                    index,
+                    reject: reject.clone(),
+                    raw: raw.to_owned(),
+                })
+                .await;
+            outcome.rejections.push((index, reject));
+        }
+
+        if let Some(reservation) = reservation {
+            let written = self.writer.submit(envelopes, sizes, reservation)?;
+            if self.config.ack == AckMode::Stream {
+                written
+                    .await
+                    .map_err(|_| CollectorError::ShuttingDown)?
+                    .map_err(CollectorError::Stream)?;
+            }
+            self.metrics
+                .events_accepted
+                .with_label_values(&[decoded.protocol])
+                .inc_by(outcome.accepted as u64);
+        }
+        Ok(outcome)
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,63 @@
+//! Client protocols, one module each: each turns a request body into the
+//! JSON text of its events plus what the batch says about them. Another
+//! protocol (Mixpanel, PostHog, Snowplow) is another module and another
+//! [`Endpoint`].
+
+pub mod native;
+pub mod protobuf;
+pub mod segment;
+
+use sluice_events::proto::EventType;
+
+use crate::rejection::Reject;
+
+/// One event's JSON text, or why it could not even be cut out of the body.
+pub type EventText<'a> = Result<&'a str, Reject>;
+
+/// A request body, split into events.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    /// The protocol's name, kept in each envelope's collector metadata.
+    pub protocol: &'static str,
+    pub events: Vec<EventText<'a>>,
+    /// A write key the body carries (`writeKey`); the Authorization header
+    /// is used when there is none.
+    pub write_key: Option<String>,
+    /// The batch's `sentAt`, for events without their own.
+    pub sent_at_us: Option<i64>,
+    /// The type the endpoint implies (`/v1/track`).
+    pub default_type: Option<EventType>,
+}
+
+/// Which decoder an HTTP path goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Native,
+    SegmentBatch,
+    SegmentSingle(EventType),
+}
+
+impl Endpoint {
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        Some(match path {
+            "/v1/events" => Endpoint::Native,
+            other => segment::endpoint(other)?,
+        })
+    }
+
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Endpoint::Native => native::PROTOCOL,
+            Endpoint::SegmentBatch | Endpoint::SegmentSingle(_) => segment::PROTOCOL,
+        }
+    }
+
+    pub fn decode(self, body: &str) -> Result<Decoded<'_>, crate::CollectorError> {
+        match self {
+            Endpoint::Native => native::decode(body),
+            Endpoint::SegmentBatch => segment::decode_batch(body),
+            Endpoint::SegmentSingle(kind) => segment::decode_single(body, kind),
+        }
+    }
+}
