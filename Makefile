@@ -25,3 +25,10 @@ chart-test:
 	bash scripts/chart-test.sh
 
 test: fmt-check lint unit chart-test
+
+# Benchmarks print each stage's figure next to a baseline measured in the
+# same run, as a ratio. Not part of `make test`.
+bench:
+	$(CARGO) bench -p sluice-collector --bench ingest
+	$(CARGO) bench -p sluice-archiver --bench archive_throughput
+	$(CARGO) bench -p sluice-loader --bench load
