@@ -62,10 +62,12 @@ impl Event {
         ["books", "games", "garden", "kitchen", "toys"][self.n % 5]
     }
     fn coupon(&self) -> Option<String> {
-        (self.n % 4 == 0).then(|| format!("SAVE{}", self.n % 30))
+        self.n
+            .is_multiple_of(4)
+            .then(|| format!("SAVE{}", self.n % 30))
     }
     fn first_order(&self) -> bool {
-        self.n % 9 == 0
+        self.n.is_multiple_of(9)
     }
     fn properties(&self) -> String {
         let coupon = self.coupon().map_or("null".into(), |c| format!("\"{c}\""));
@@ -223,7 +225,7 @@ fn csv_line(out: &mut String, e: &Event) {
         Some(e.category().into()),
         coupon,
         Some(e.first_order().to_string()),
-        Some((e.n % 2 == 0).to_string()),
+        Some(e.n.is_multiple_of(2).to_string()),
     ];
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
