@@ -123,6 +123,24 @@ impl Dialect {
     }
 }
 
+/// Run once per connection (PostgreSQL and Redshift).
+pub fn session_setup(dialect: Dialect) -> &'static str {
+    match dialect {
+        // Timestamps cast to text read the same whatever the server's zone;
+        // a staged file of some 100 MB stays in memory instead of spilling
+        // temp-table pages to disk (the default is 8 MB).
+        Dialect::Postgres => "SET TIME ZONE 'UTC'; SET temp_buffers = '256MB'",
+        Dialect::Redshift | Dialect::Sqlite => "SET TIME ZONE 'UTC'",
+    }
+}
+
+/// Gives the planner the staged row count, so the dedupe anti-join probes
+/// the target's id index rather than scanning the whole table; PostgreSQL
+/// only (temp tables are never auto-analyzed).
+pub fn analyze_staging(dialect: Dialect) -> Option<String> {
+    (dialect == Dialect::Postgres).then(|| format!("ANALYZE {STAGING}"))
+}
+
 /// `name` as a quoted identifier.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

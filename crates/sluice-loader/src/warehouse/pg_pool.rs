@@ -9,6 +9,8 @@ use crate::error::{LoaderError, Result};
 
 pub struct PgPool {
     url: String,
+    /// Run on every new connection.
+    session_setup: &'static str,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
 }
@@ -22,9 +24,14 @@ pub struct PooledClient<'a> {
 
 impl PgPool {
     /// Checks the URL by opening one connection now.
-    pub async fn connect(url: &str, max_connections: usize) -> Result<PgPool> {
+    pub async fn connect(
+        url: &str,
+        max_connections: usize,
+        session_setup: &'static str,
+    ) -> Result<PgPool> {
         let pool = PgPool {
             url: url.to_string(),
+            session_setup,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(max_connections.max(1)),
         };
@@ -60,11 +67,10 @@ impl PgPool {
                 tracing::warn!(%error, "warehouse connection ended");
             }
         });
-        // Timestamps cast to text read the same whatever the server's zone.
         client
-            .batch_execute("SET TIME ZONE 'UTC'")
+            .batch_execute(self.session_setup)
             .await
-            .map_err(LoaderError::postgres("setting the session time zone"))?;
+            .map_err(LoaderError::postgres("setting up the session"))?;
         Ok(client)
     }
 }

@@ -94,7 +94,7 @@ impl PgWarehouse {
         staging: Staging,
     ) -> Result<PgWarehouse> {
         let warehouse = PgWarehouse {
-            pool: PgPool::connect(url, max_connections).await?,
+            pool: PgPool::connect(url, max_connections, sql::session_setup(dialect)).await?,
             dialect,
             staging,
         };
@@ -170,6 +170,11 @@ impl PgWarehouse {
             (Source::S3 { .. }, Staging::BinaryCopy) => {
                 unreachable!("s3 sources come with s3 staging")
             }
+        }
+        if let Some(analyze) = sql::analyze_staging(self.dialect) {
+            tx.batch_execute(&analyze)
+                .await
+                .map_err(LoaderError::postgres(context("analyzing staging")))?;
         }
         let insert = sql::insert_new_rows(self.dialect, table, &plan.mappings, window_days);
         plan.report.rows_in_file = source.rows();

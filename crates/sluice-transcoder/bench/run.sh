@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Transcoder benchmark: events/s per core for raw archive -> Parquet, against
+# a baseline measured in the same run on the same events: pyarrow reading
+# the events as NDJSON (pyarrow.json.read_json) and writing Parquet with zstd
+# (pyarrow.parquet.write_table), one thread. Both are pinned to one core.
+#
+#   crates/sluice-transcoder/bench/run.sh [EVENTS] [OBJECTS]
+#
+# Defaults: 1,000,000 events in 10 raw objects (a 64 MiB raw object holds
+# ~100k events, so 1M events in one object would not be realistic).
+# Prints events/s for each, the ratio (target >= 2x), and peak memory
+# against one raw object's uncompressed size (target < 3x).
+set -euo pipefail
+
+EVENTS=${1:-1000000}
+OBJECTS=${2:-10}
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$ROOT"
+CACHE=${SLUICE_TOOL_CACHE:-$ROOT/.cache}
+VENV=$CACHE/bench-pyarrow-venv
+CORE=${BENCH_CORE:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pyarrow' 2>/dev/null; then
+    echo "installing pyarrow into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pyarrow>=15'
+fi
+
+cargo build --quiet --release -p sluice-transcoder --example bench_transcode
+BIN=$CARGO_TARGET_DIR/release/examples/bench_transcode
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/sluice-transcoder-bench.XXXXXX")
+trap 'rm -rf "$DATA"' EXIT
+
+META=$("$BIN" generate "$DATA" "$EVENTS" "$OBJECTS")
+RUST=$(taskset -c "$CORE" "$BIN" run "$DATA")
+PYARROW=$(taskset -c "$CORE" "$VENV/bin/python" - "$DATA" <<'PY'
+import glob, json, os, resource, sys, time
+import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq
+
+pa.set_cpu_count(1)
+pa.set_io_thread_count(1)
+data = sys.argv[1]
+events, seconds, cpu_seconds = 0, 0.0, 0.0
+for path in sorted(glob.glob(os.path.join(data, "events-*.ndjson"))):
+    out = path + ".parquet"
+    start, cpu_start = time.perf_counter(), time.process_time()
+    table = pj.read_json(path, read_options=pj.ReadOptions(use_threads=False, block_size=1 << 24))
+    pq.write_table(table, out, compression="zstd")
+    seconds += time.perf_counter() - start
+    cpu_seconds += time.process_time() - cpu_start
+    events += table.num_rows
+    del table
+    os.remove(out)
+print(json.dumps({
+    "events": events,
+    "seconds": seconds,
+    "cpu_seconds": cpu_seconds,
+    "events_per_second": events / seconds,
+    "events_per_cpu_second": events / cpu_seconds,
+    "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "version": pa.__version__,
+}))
+PY
+)
+
+python3 - "$META" "$RUST" "$PYARROW" <<'PY'
+import json, sys
+meta, rust, base = (json.loads(a) for a in sys.argv[1:])
+# Per core: events over the CPU time each spent (both pinned to one core),
+# which a busy machine does not skew the way wall time is.
+ratio = rust["events_per_cpu_second"] / base["events_per_cpu_second"]
+uncompressed = meta["max_object_uncompressed_bytes"]
+mib = lambda b: b / (1 << 20)
+print(f"events: {meta['events']:,} in {meta['objects']} raw objects of {meta['events_per_object']:,} "
+      f"(~{meta['avg_event_json_bytes']} bytes of JSON each; one raw object: "
+      f"{mib(meta['max_object_raw_bytes']):.1f} MiB stored, {mib(uncompressed):.1f} MiB uncompressed)")
+for name, r in (("sluice transcoder", rust), (f"pyarrow {base['version']} (baseline)", base)):
+    print(f"{name}: {r['events_per_cpu_second']:,.0f} events/s per core "
+          f"({r['cpu_seconds']:.2f} s CPU, {r['seconds']:.2f} s wall = {r['events_per_second']:,.0f} events/s), "
+          f"peak RSS {mib(r['max_rss_bytes']):.1f} MiB")
+print(f"sluice writes {rust['tables_per_object']} tables per object (tracks + per-event + pages + identifies)")
+print(f"ratio: {ratio:.2f}x pyarrow per core (target >= 2x)")
+print(f"memory: peak RSS {rust['max_rss_bytes'] / uncompressed:.2f}x one raw object's uncompressed size (target < 3x)")
+PY

@@ -1,0 +1,483 @@
+//! Columns whose type is inferred from the values of one batch, on the
+//! lattice boolean < int64 < float64 < string, with ISO-8601 strings as
+//! timestamps (a timestamp meeting anything else becomes a string).
+//!
+//! A column widens in place when a value needs it: booleans become 0/1,
+//! ints become floats, and everything becomes text when a string (or an
+//! array, kept as JSON text) arrives, so a column that saw both `7` and
+//! `"seven"` holds `"7"` and `"seven"`: every value is still there.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+
+use crate::flatten::{Flattened, Leaf, path_keys};
+
+/// The time zone written on every timestamp column: values are UTC.
+pub const UTC: &str = "UTC";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Int,
+    Float,
+    Str,
+    Timestamp,
+}
+
+impl Ty {
+    /// The least type that holds values of both.
+    pub fn join(self, other: Ty) -> Ty {
+        use Ty::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Bool, Int) | (Int, Bool) => Int,
+            (Bool | Int | Float, Bool | Int | Float) => Float,
+            _ => Str,
+        }
+    }
+
+    pub fn data_type(self) -> DataType {
+        match self {
+            Ty::Bool => DataType::Boolean,
+            Ty::Int => DataType::Int64,
+            Ty::Float => DataType::Float64,
+            Ty::Str => DataType::Utf8,
+            Ty::Timestamp => timestamp_type(),
+        }
+    }
+}
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+}
+
+enum Data {
+    /// Only nulls so far: no type yet.
+    Nulls,
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Str(StringBuilder),
+    /// Microseconds, and the original text in case the column widens.
+    Timestamp(TimestampMicrosecondBuilder, StringBuilder),
+}
+
+/// One column of one table in one batch.
+pub struct DynColumn {
+    /// Rows appended so far (values and nulls); later rows are padded with
+    /// nulls when the next value or the end arrives.
+    len: usize,
+    data: Data,
+}
+
+/// A value's own type, and its timestamp when it is one.
+fn leaf_type(leaf: &Leaf<'_>, current: Option<Ty>) -> Option<(Ty, Option<i64>)> {
+    Some(match leaf {
+        Leaf::Null => return None,
+        Leaf::Bool(_) => (Ty::Bool, None),
+        Leaf::Int(_) => (Ty::Int, None),
+        Leaf::Float(_) => (Ty::Float, None),
+        Leaf::Array(_) => (Ty::Str, None),
+        // Once a column is text, no timestamp can change that: skip parsing.
+        Leaf::Str(_) if current == Some(Ty::Str) => (Ty::Str, None),
+        Leaf::Str(s) => match parse_timestamp(s) {
+            Some(us) => (Ty::Timestamp, Some(us)),
+            None => (Ty::Str, None),
+        },
+    })
+}
+
+/// RFC 3339 date-times (`2024-05-01T12:00:00.123Z`, with an offset or not
+/// in UTC); dates alone and other strings stay text.
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let shaped = (20..=40).contains(&b.len())
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[0].is_ascii_digit();
+    if !shaped {
+        return None;
+    }
+    sluice_events::time::parse_iso8601_us("timestamp", s).ok()
+}
+
+fn text_of(leaf: &Leaf<'_>, out: &mut StringBuilder) {
+    use std::fmt::Write;
+    match leaf {
+        Leaf::Null => out.append_null(),
+        Leaf::Bool(b) => out.append_value(if *b { "true" } else { "false" }),
+        Leaf::Int(i) => {
+            write!(out, "{i}").expect("writing to a builder");
+            out.append_value("");
+        }
+        Leaf::Float(f) => {
+            write!(out, "{f:?}").expect("writing to a builder");
+            out.append_value("");
+        }
+        Leaf::Str(s) => out.append_value(s),
+        Leaf::Array(raw) => out.append_value(raw),
+    }
+}
+
+impl Default for DynColumn {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            data: Data::Nulls,
+        }
+    }
+}
+
+impl DynColumn {
+    pub fn ty(&self) -> Option<Ty> {
+        match &self.data {
+            Data::Nulls => None,
+            Data::Bool(_) => Some(Ty::Bool),
+            Data::Int(_) => Some(Ty::Int),
+            Data::Float(_) => Some(Ty::Float),
+            Data::Str(_) => Some(Ty::Str),
+            Data::Timestamp(..) => Some(Ty::Timestamp),
+        }
+    }
+
+    /// Sets row `row` (rows before it that got nothing are null). A second
+    /// value for the same row, from a key repeated in one object, is
+    /// ignored: the first one wins.
+    pub fn push(&mut self, row: usize, leaf: &Leaf<'_>) {
+        if self.len > row {
+            return;
+        }
+        let Some((ty, timestamp)) = leaf_type(leaf, self.ty()) else {
+            return;
+        };
+        let target = self.ty().map_or(ty, |current| current.join(ty));
+        self.widen_to(target);
+        self.pad(row);
+        match &mut self.data {
+            Data::Nulls => unreachable!("widen_to gave the column a type"),
+            Data::Bool(b) => b.append_value(matches!(leaf, Leaf::Bool(true))),
+            Data::Int(b) => b.append_value(match leaf {
+                Leaf::Int(i) => *i,
+                Leaf::Bool(v) => i64::from(*v),
+                _ => unreachable!("only booleans and ints join to int"),
+            }),
+            Data::Float(b) => b.append_value(match leaf {
+                Leaf::Float(f) => *f,
+                Leaf::Int(i) => *i as f64,
+                Leaf::Bool(v) => f64::from(u8::from(*v)),
+                _ => unreachable!("only numbers and booleans join to float"),
+            }),
+            Data::Str(b) => text_of(leaf, b),
+            Data::Timestamp(us, text) => {
+                us.append_value(timestamp.expect("only timestamps keep the type"));
+                text_of(leaf, text);
+            }
+        }
+        self.len = row + 1;
+    }
+
+    fn pad(&mut self, rows: usize) {
+        let nulls = rows.saturating_sub(self.len);
+        if nulls == 0 {
+            return;
+        }
+        match &mut self.data {
+            Data::Nulls => {}
+            Data::Bool(b) => b.append_nulls(nulls),
+            Data::Int(b) => b.append_nulls(nulls),
+            Data::Float(b) => b.append_nulls(nulls),
+            Data::Str(b) => b.append_nulls(nulls),
+            Data::Timestamp(us, text) => {
+                us.append_nulls(nulls);
+                text.append_nulls(nulls);
+            }
+        }
+        self.len = rows.max(self.len);
+    }
+
+    /// Converts the values so far to `target`, which must not be narrower
+    /// than the current type.
+    pub fn widen_to(&mut self, target: Ty) {
+        if self.ty() == Some(target) {
+            return;
+        }
+        let len = self.len;
+        let old = std::mem::replace(&mut self.data, Data::Nulls);
+        self.data = match (old, target) {
+            (Data::Nulls, ty) => {
+                let mut typed = DynColumn {
+                    len: 0,
+                    data: empty(ty),
+                };
+                typed.pad(len);
+                typed.data
+            }
+            (Data::Timestamp(_, text), Ty::Str) => Data::Str(text),
+            (old, ty) => {
+                let mut widened = DynColumn {
+                    len: 0,
+                    data: empty(ty),
+                };
+                let array = finish_data(old);
+                for row in 0..len {
+                    if let Some(leaf) = leaf_at(array.as_ref(), row) {
+                        widened.push(row, &leaf);
+                    }
+                }
+                widened.pad(len);
+                widened.data
+            }
+        };
+        self.len = len;
+    }
+
+    /// The column's values for `rows` rows, or `None` when every value was
+    /// null (such a column says nothing about its type; the JSON keeps it).
+    pub fn finish(mut self, rows: usize) -> Option<(Ty, ArrayRef)> {
+        self.pad(rows);
+        let ty = self.ty()?;
+        Some((ty, finish_data(self.data)))
+    }
+}
+
+fn empty(ty: Ty) -> Data {
+    match ty {
+        Ty::Bool => Data::Bool(BooleanBuilder::new()),
+        Ty::Int => Data::Int(Int64Builder::new()),
+        Ty::Float => Data::Float(Float64Builder::new()),
+        Ty::Str => Data::Str(StringBuilder::new()),
+        Ty::Timestamp => Data::Timestamp(TimestampMicrosecondBuilder::new(), StringBuilder::new()),
+    }
+}
+
+fn finish_data(data: Data) -> ArrayRef {
+    match data {
+        Data::Nulls => unreachable!("a column without a type is never finished"),
+        Data::Bool(mut b) => Arc::new(b.finish()),
+        Data::Int(mut b) => Arc::new(b.finish()),
+        Data::Float(mut b) => Arc::new(b.finish()),
+        Data::Str(mut b) => Arc::new(b.finish()),
+        Data::Timestamp(mut b, _) => Arc::new(b.finish().with_timezone(UTC)),
+    }
+}
+
+/// A finished value as a leaf again, for widening (never from timestamps,
+/// which widen by keeping their text).
+fn leaf_at(array: &dyn Array, row: usize) -> Option<Leaf<'static>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type};
+    if array.is_null(row) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Boolean => Leaf::Bool(array.as_boolean().value(row)),
+        DataType::Int64 => Leaf::Int(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Float64 => Leaf::Float(array.as_primitive::<Float64Type>().value(row)),
+        other => unreachable!("{other} never widens through values"),
+    })
+}
+
+/// The flattened columns of one JSON field (`properties`, `context`,
+/// `traits`) of one table, by path.
+#[derive(Default)]
+pub struct ColumnSet {
+    /// Looked up for every value of every event: a fast hasher, seeded per
+    /// process so crafted keys cannot degrade it.
+    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    columns: Vec<(Box<str>, DynColumn)>,
+}
+
+/// A finished flattened column: its path of JSON keys, type and values.
+pub struct PathColumn {
+    pub keys: Vec<String>,
+    pub ty: Ty,
+    pub array: ArrayRef,
+}
+
+impl ColumnSet {
+    pub fn push(&mut self, row: usize, values: &Flattened<'_>) {
+        for (path, leaf) in values.iter() {
+            let i = match self.index.get(path) {
+                Some(&i) => i,
+                None => {
+                    self.columns.push((path.into(), DynColumn::default()));
+                    self.index.insert(path.into(), self.columns.len() - 1);
+                    self.columns.len() - 1
+                }
+            };
+            self.columns[i].1.push(row, leaf);
+        }
+    }
+
+    /// Each path and its type so far (`None`: only nulls).
+    pub fn types(&self) -> impl Iterator<Item = (&str, Option<Ty>)> {
+        self.columns.iter().map(|(path, c)| (&**path, c.ty()))
+    }
+
+    /// Finishes every column for `rows` rows, first widening each to the
+    /// type `unify` gives for its path (types agreed across tables).
+    pub fn finish(self, rows: usize, unify: impl Fn(&str) -> Option<Ty>) -> Vec<PathColumn> {
+        self.columns
+            .into_iter()
+            .filter_map(|(path, mut column)| {
+                if let Some(ty) = unify(&path) {
+                    column.widen_to(ty);
+                }
+                let (ty, array) = column.finish(rows)?;
+                Some(PathColumn {
+                    keys: path_keys(&path),
+                    ty,
+                    array,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+    fn column(values: &[(usize, Leaf<'static>)], rows: usize) -> (Ty, ArrayRef) {
+        let mut c = DynColumn::default();
+        for (row, leaf) in values {
+            c.push(*row, leaf);
+        }
+        c.finish(rows).expect("typed")
+    }
+
+    fn texts(array: &ArrayRef) -> Vec<Option<&str>> {
+        array.as_string::<i32>().iter().collect()
+    }
+
+    #[test]
+    fn joins_on_the_lattice() {
+        use Ty::*;
+        assert_eq!(Bool.join(Int), Int);
+        assert_eq!(Int.join(Float), Float);
+        assert_eq!(Bool.join(Float), Float);
+        assert_eq!(Float.join(Str), Str);
+        assert_eq!(Timestamp.join(Int), Str);
+        assert_eq!(Timestamp.join(Timestamp), Timestamp);
+    }
+
+    #[test]
+    fn infers_and_pads_nulls() {
+        let (ty, a) = column(&[(1, Leaf::Int(5)), (3, Leaf::Null), (4, Leaf::Int(-2))], 6);
+        assert_eq!(ty, Ty::Int);
+        let got: Vec<_> = a.as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(got, vec![None, Some(5), None, None, Some(-2), None]);
+    }
+
+    #[test]
+    fn widens_bool_int_float() {
+        let (ty, a) = column(
+            &[
+                (0, Leaf::Bool(true)),
+                (1, Leaf::Int(3)),
+                (2, Leaf::Float(0.5)),
+            ],
+            3,
+        );
+        assert_eq!(ty, Ty::Float);
+        let got: Vec<_> = a.as_primitive::<Float64Type>().iter().collect();
+        assert_eq!(got, vec![Some(1.0), Some(3.0), Some(0.5)]);
+    }
+
+    #[test]
+    fn int_and_string_keep_every_value_as_text() {
+        let (ty, a) = column(
+            &[
+                (0, Leaf::Int(7)),
+                (1, Leaf::Str("seven".into())),
+                (2, Leaf::Float(2.5)),
+                (3, Leaf::Bool(false)),
+                (4, Leaf::Array("[1, 2]")),
+            ],
+            6,
+        );
+        assert_eq!(ty, Ty::Str);
+        assert_eq!(
+            texts(&a),
+            vec![
+                Some("7"),
+                Some("seven"),
+                Some("2.5"),
+                Some("false"),
+                Some("[1, 2]"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn timestamps_until_something_else_arrives() {
+        let (ty, a) = column(
+            &[
+                (0, Leaf::Str("2024-05-01T12:00:00.5Z".into())),
+                (2, Leaf::Str("2024-05-01T14:00:00+02:00".into())),
+            ],
+            3,
+        );
+        assert_eq!(ty, Ty::Timestamp);
+        assert_eq!(a.data_type(), &timestamp_type());
+        let got: Vec<_> = a
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(1_714_564_800_500_000),
+                None,
+                Some(1_714_564_800_000_000)
+            ]
+        );
+
+        let (ty, a) = column(
+            &[
+                (0, Leaf::Str("2024-05-01T12:00:00Z".into())),
+                (1, Leaf::Str("soon".into())),
+                (2, Leaf::Str("2024-05-01".into())),
+            ],
+            3,
+        );
+        assert_eq!(ty, Ty::Str);
+        assert_eq!(
+            texts(&a),
+            vec![
+                Some("2024-05-01T12:00:00Z"),
+                Some("soon"),
+                Some("2024-05-01")
+            ]
+        );
+    }
+
+    #[test]
+    fn first_value_of_a_row_wins_and_all_null_columns_vanish() {
+        let (_, a) = column(&[(0, Leaf::Int(1)), (0, Leaf::Str("dup".into()))], 1);
+        assert_eq!(a.as_primitive::<Int64Type>().value(0), 1);
+        let mut nulls = DynColumn::default();
+        nulls.push(0, &Leaf::Null);
+        assert!(nulls.finish(3).is_none());
+    }
+
+    #[test]
+    fn widening_to_an_agreed_type() {
+        let mut c = DynColumn::default();
+        c.push(1, &Leaf::Int(4));
+        c.widen_to(Ty::Str);
+        let (ty, a) = c.finish(2).unwrap();
+        assert_eq!(ty, Ty::Str);
+        assert_eq!(texts(&a), vec![None, Some("4")]);
+    }
+}

@@ -1,0 +1,127 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::TranscodeError;
+
+/// SQS's bound on a long poll.
+const MAX_WAIT_SECS: u64 = 20;
+/// SQS's bound on a visibility timeout (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+
+/// The `[transcoder]` section of the config file (`SLUICE_TRANSCODER__*`
+/// in the environment).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscoderConfig {
+    /// Port of `/metrics`, `/healthz` and `/readyz`.
+    pub admin_port: u16,
+    /// Messages (raw objects) worked on at once. Each takes a core while it
+    /// converts, so the default is the number of cores.
+    pub concurrency: usize,
+    /// How long a received message stays hidden; a heartbeat extends it
+    /// every third of this while the object is worked on.
+    pub visibility_timeout_secs: u64,
+    /// Receives after which a message whose object cannot be transcoded
+    /// goes to the dead-letter queue. Keep it at or below the queue's own
+    /// redrive `maxReceiveCount`, so the reason travels with it.
+    pub max_attempts: u32,
+    /// Long-poll wait of each receive (at most 20).
+    pub wait_secs: u64,
+    /// Delay before a failed message is tried again; doubles with each
+    /// attempt, up to the visibility timeout.
+    pub retry_delay_secs: u64,
+}
+
+impl Default for TranscoderConfig {
+    fn default() -> Self {
+        Self {
+            admin_port: 9090,
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            visibility_timeout_secs: 120,
+            max_attempts: 5,
+            wait_secs: 20,
+            retry_delay_secs: 10,
+        }
+    }
+}
+
+impl TranscoderConfig {
+    /// Refuses settings that cannot work, naming the key and its bounds.
+    pub fn validate(&self) -> Result<(), TranscodeError> {
+        let bad = |msg: String| Err(TranscodeError::Config(msg));
+        if self.concurrency == 0 {
+            return bad("transcoder.concurrency must be at least 1".into());
+        }
+        if self.max_attempts == 0 {
+            return bad("transcoder.max_attempts must be at least 1".into());
+        }
+        if self.wait_secs > MAX_WAIT_SECS {
+            return bad(format!(
+                "transcoder.wait_secs is {}, over the limit of {MAX_WAIT_SECS}",
+                self.wait_secs
+            ));
+        }
+        if !(1..=MAX_VISIBILITY_SECS).contains(&self.visibility_timeout_secs) {
+            return bad(format!(
+                "transcoder.visibility_timeout_secs must be 1..={MAX_VISIBILITY_SECS}, got {}",
+                self.visibility_timeout_secs
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+
+    /// How long a message that failed its `attempt`-th receive stays hidden.
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .retry_delay_secs
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        Duration::from_secs(doubled.min(self.visibility_timeout_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_retry_delays_double() {
+        let config = TranscoderConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.admin_port, 9090);
+        assert!(config.concurrency >= 1);
+        assert_eq!(config.retry_delay(1), Duration::from_secs(10));
+        assert_eq!(config.retry_delay(3), Duration::from_secs(40));
+        assert_eq!(config.retry_delay(30), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn names_the_bad_key() {
+        let config = TranscoderConfig {
+            wait_secs: 30,
+            ..Default::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("transcoder.wait_secs")
+        );
+        let config = TranscoderConfig {
+            concurrency: 0,
+            ..Default::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("concurrency")
+        );
+    }
+}

@@ -1,0 +1,485 @@
+//! Flattening a JSON object (`properties`, `context`, `traits`) into leaves:
+//! one per scalar or array, keyed by its path of object keys.
+//!
+//! This is the transcoder's hottest loop, so the text is read in one pass by
+//! a small parser made for it, without building a `serde_json::Value`:
+//! nested objects are descended into as they are met, and strings without
+//! escapes, numbers and arrays (kept as their JSON text) are borrowed from
+//! the event. It checks JSON's grammar as strictly as serde_json (which it
+//! defers to for escaped strings), and bounds nesting at 128 levels.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde_json::value::RawValue;
+
+/// serde_json's recursion limit, kept so both agree on what is too deep.
+const MAX_DEPTH: usize = 128;
+/// Separates the keys of a path; in a key it is escaped with [`ESCAPE`].
+const SEPARATOR: char = '\0';
+const ESCAPE: char = '\u{1}';
+
+/// One flattened value, borrowed from the event where it can be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Leaf<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// A number with a fraction or an exponent.
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An array, as its original JSON text.
+    Array(&'a str),
+}
+
+/// The leaves of one object, in document order. Paths are kept in one
+/// buffer, each key followed by a NUL (NUL and \u{1} in keys are escaped),
+/// which is unambiguous whatever the keys contain, and is the key columns
+/// are looked up by.
+#[derive(Debug, Default)]
+pub struct Flattened<'a> {
+    paths: String,
+    leaves: Vec<(Range<usize>, Leaf<'a>)>,
+}
+
+impl<'a> Flattened<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Leaf<'a>)> {
+        self.leaves
+            .iter()
+            .map(|(range, leaf)| (&self.paths[range.clone()], leaf))
+    }
+}
+
+/// The keys of a path built by [`flatten_object`].
+pub fn path_keys(path: &str) -> Vec<String> {
+    path.split_terminator(SEPARATOR)
+        .map(|key| {
+            let mut out = String::with_capacity(key.len());
+            let mut chars = key.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    ESCAPE => out.push(match chars.next() {
+                        Some('0') => SEPARATOR,
+                        _ => ESCAPE,
+                    }),
+                    c => out.push(c),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+fn push_key(path: &mut String, key: &str) {
+    if key.contains([SEPARATOR, ESCAPE]) {
+        for c in key.chars() {
+            match c {
+                SEPARATOR => path.push_str("\u{1}0"),
+                ESCAPE => path.push_str("\u{1}1"),
+                c => path.push(c),
+            }
+        }
+    } else {
+        path.push_str(key);
+    }
+    path.push(SEPARATOR);
+}
+
+/// Why a JSON field could not be flattened; the caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlattenError {
+    Invalid(String),
+    NotAnObject(&'static str),
+}
+
+impl FlattenError {
+    pub fn cause(&self) -> &'static str {
+        match self {
+            FlattenError::Invalid(_) => "malformed_json",
+            FlattenError::NotAnObject(_) => "not_an_object",
+        }
+    }
+
+    pub fn describe(&self, field: &str) -> String {
+        match self {
+            FlattenError::Invalid(e) => format!("{field}: not valid JSON ({e})"),
+            FlattenError::NotAnObject(got) => {
+                format!("{field}: expected a JSON object, got {got}")
+            }
+        }
+    }
+}
+
+/// Flattens `json`, which must be an object; empty text means no object.
+pub fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
+    let mut out = Flattened::default();
+    let trimmed = json.trim_ascii();
+    if trimmed.is_empty() {
+        return Ok(out);
+    }
+    if !trimmed.starts_with('{') {
+        let root: &RawValue =
+            serde_json::from_str(trimmed).map_err(|e| FlattenError::Invalid(e.to_string()))?;
+        return Err(FlattenError::NotAnObject(kind_of(root.get())));
+    }
+    let mut parser = Parser {
+        src: trimmed,
+        pos: 0,
+        depth: 0,
+    };
+    let mut path = String::new();
+    parser
+        .object(&mut path, &mut out)
+        .map_err(FlattenError::Invalid)?;
+    if parser.pos != trimmed.len() {
+        return Err(FlattenError::Invalid(parser.error("trailing characters")));
+    }
+    Ok(out)
+}
+
+fn kind_of(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn error(&self, what: &str) -> String {
+        format!("{what} at byte {}", self.pos)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.src.as_bytes().get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), String> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("nested over 128 levels deep"));
+        }
+        Ok(())
+    }
+
+    /// Reads the members of an object, flattening them into `out`.
+    fn object(&mut self, path: &mut String, out: &mut Flattened<'a>) -> Result<(), String> {
+        self.enter()?;
+        self.expect(b'{', "expected `{`")?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.expect(b':', "expected `:`")?;
+            self.ws();
+            let mark = path.len();
+            push_key(path, &key);
+            if self.peek() == Some(b'{') {
+                self.object(path, out)?;
+            } else {
+                let leaf = self.leaf()?;
+                let start = out.paths.len();
+                out.paths.push_str(path);
+                out.leaves.push((start..out.paths.len(), leaf));
+            }
+            path.truncate(mark);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// A value other than an object.
+    fn leaf(&mut self) -> Result<Leaf<'a>, String> {
+        Ok(match self.peek() {
+            Some(b'"') => Leaf::Str(self.string()?),
+            Some(b'[') => {
+                let start = self.pos;
+                self.skip_value()?;
+                Leaf::Array(&self.src[start..self.pos])
+            }
+            Some(b't') => self.literal("true", Leaf::Bool(true))?,
+            Some(b'f') => self.literal("false", Leaf::Bool(false))?,
+            Some(b'n') => self.literal("null", Leaf::Null)?,
+            _ => number(self.number()?),
+        })
+    }
+
+    fn literal(&mut self, text: &str, leaf: Leaf<'a>) -> Result<Leaf<'a>, String> {
+        if self.src[self.pos..].starts_with(text) {
+            self.pos += text.len();
+            Ok(leaf)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    /// A string, borrowed unless it has escapes (which serde_json decodes).
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        let open = self.pos;
+        self.expect(b'"', "expected a string")?;
+        let bytes = self.src.as_bytes();
+        let mut escaped = false;
+        while let Some(&b) = bytes.get(self.pos) {
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(if escaped {
+                        let raw = &self.src[open..self.pos];
+                        Cow::Owned(serde_json::from_str(raw).map_err(|e| e.to_string())?)
+                    } else {
+                        Cow::Borrowed(&self.src[open + 1..self.pos - 1])
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 2;
+                }
+                0..0x20 => return Err(self.error("control character in a string")),
+                _ => self.pos += 1,
+            }
+        }
+        Err(self.error("unterminated string"))
+    }
+
+    /// The text of a number, checked against JSON's grammar.
+    fn number(&mut self) -> Result<&'a str, String> {
+        let start = self.pos;
+        let bytes = self.src.as_bytes();
+        let digits = |pos: &mut usize| {
+            let from = *pos;
+            while bytes.get(*pos).is_some_and(u8::is_ascii_digit) {
+                *pos += 1;
+            }
+            *pos - from
+        };
+        let mut pos = self.pos;
+        if bytes.get(pos) == Some(&b'-') {
+            pos += 1;
+        }
+        let int_digits = digits(&mut pos);
+        let leading_zero = int_digits > 1 && bytes[pos - int_digits] == b'0';
+        let mut ok = int_digits > 0 && !leading_zero;
+        if bytes.get(pos) == Some(&b'.') {
+            pos += 1;
+            ok &= digits(&mut pos) > 0;
+        }
+        if let Some(b'e' | b'E') = bytes.get(pos) {
+            pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(pos) {
+                pos += 1;
+            }
+            ok &= digits(&mut pos) > 0;
+        }
+        if !ok {
+            return Err(self.error("expected a value"));
+        }
+        self.pos = pos;
+        Ok(&self.src[start..pos])
+    }
+
+    /// Checks and passes over any value (arrays' contents are kept as text).
+    fn skip_value(&mut self) -> Result<(), String> {
+        match self.peek() {
+            Some(b'{' | b'[') => {
+                self.enter()?;
+                let (object, close) = match self.peek() {
+                    Some(b'{') => (true, b'}'),
+                    _ => (false, b']'),
+                };
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(close) {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    if object {
+                        self.string()?;
+                        self.ws();
+                        self.expect(b':', "expected `:`")?;
+                        self.ws();
+                    }
+                    self.skip_value()?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(c) if c == close => {
+                            self.pos += 1;
+                            self.depth -= 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.error("expected `,` or a closing bracket")),
+                    }
+                }
+            }
+            _ => self.leaf().map(drop),
+        }
+    }
+}
+
+/// Integers that fit in i64 are ints; other numbers with a fraction or an
+/// exponent are floats. An integer beyond i64 (a 20-digit id) would lose
+/// digits as a float, so it is kept exactly, as text.
+fn number(raw: &str) -> Leaf<'_> {
+    if let Ok(int) = raw.parse::<i64>() {
+        return Leaf::Int(int);
+    }
+    if !raw.contains(['.', 'e', 'E']) {
+        return Leaf::Str(Cow::Borrowed(raw));
+    }
+    raw.parse::<f64>()
+        .map_or(Leaf::Str(Cow::Borrowed(raw)), Leaf::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(json: &str) -> Vec<(Vec<String>, Leaf<'_>)> {
+        flatten_object(json)
+            .unwrap()
+            .iter()
+            .map(|(p, l)| (path_keys(p), l.clone()))
+            .collect()
+    }
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flattens_nested_objects_in_order() {
+        let got = flat(
+            r#" {"a": 1, "b": {"c": "x", "d": {"e": true}}, "f": [1, {"g": 2}], "h": null,
+                "i": 1.5, "j": {}, "k": -7e2} "#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                (keys(&["a"]), Leaf::Int(1)),
+                (keys(&["b", "c"]), Leaf::Str("x".into())),
+                (keys(&["b", "d", "e"]), Leaf::Bool(true)),
+                (keys(&["f"]), Leaf::Array(r#"[1, {"g": 2}]"#)),
+                (keys(&["h"]), Leaf::Null),
+                (keys(&["i"]), Leaf::Float(1.5)),
+                (keys(&["k"]), Leaf::Float(-700.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_odd_keys_and_escapes_exactly() {
+        let got =
+            flat(r#"{"a.b": "q\"uote", "ключ:2": "é", "": 1, "1:x": {"y": 18446744073709551616}}"#);
+        assert_eq!(
+            got,
+            vec![
+                (keys(&["a.b"]), Leaf::Str("q\"uote".into())),
+                (keys(&["ключ:2"]), Leaf::Str("é".into())),
+                (keys(&[""]), Leaf::Int(1)),
+                (
+                    keys(&["1:x", "y"]),
+                    Leaf::Str("18446744073709551616".into())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_the_problem() {
+        assert!(flatten_object("").unwrap().iter().next().is_none());
+        assert_eq!(
+            flatten_object("[1]").unwrap_err().describe("properties"),
+            "properties: expected a JSON object, got an array"
+        );
+        let err = flatten_object(r#"{"a": }"#).unwrap_err();
+        assert_eq!(err.cause(), "malformed_json");
+        assert!(
+            err.describe("context")
+                .starts_with("context: not valid JSON")
+        );
+        assert!(flatten_object(r#"{"a": 1} x"#).is_err());
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        assert!(
+            flatten_object(&deep)
+                .unwrap_err()
+                .describe("p")
+                .contains("128 levels")
+        );
+        let deep_array = format!(r#"{{"a":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(flatten_object(&deep_array).is_err());
+        for bad in [
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":"x}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":"\q"}"#,
+            r#"{"a":1,}"#,
+            r#"{a:1}"#,
+            r#"{"a":{"b":1}"#,
+            r#"{"a":[{"b":}]}"#,
+        ] {
+            assert!(flatten_object(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        let ok =
+            r#"{ "a" : [ 1 , { "b" : [ ] } , "x\"]" ] , "n" : -0.5e+3 , "k\u0000" : "\u00e9" }"#;
+        assert!(serde_json::from_str::<serde_json::Value>(ok).is_ok());
+        let got = flat(ok);
+        assert_eq!(
+            got[0],
+            (
+                keys(&["a"]),
+                Leaf::Array(r#"[ 1 , { "b" : [ ] } , "x\"]" ]"#)
+            )
+        );
+        assert_eq!(got[1], (keys(&["n"]), Leaf::Float(-500.0)));
+        assert_eq!(got[2], (keys(&["k\0"]), Leaf::Str("é".into())));
+    }
+}

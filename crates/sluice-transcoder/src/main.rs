@@ -1,0 +1,82 @@
+//! `transcoder`: reads its config (`--config PATH`, `SLUICE_*` env), binds
+//! the admin port, connects the object store and queues, and transcodes
+//! until SIGTERM/SIGINT, then finishes the objects in flight and exits.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sluice_backends::config::{BackendsConfig, connect};
+use sluice_runtime::{
+    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
+    shutdown_signal,
+};
+use sluice_transcoder::{TranscoderConfig, serve};
+use tokio::net::TcpListener;
+
+/// Enough to finish a 64 MiB object and send its manifest; the chart's
+/// termination grace period is longer.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(50);
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Config {
+    log_format: LogFormat,
+    transcoder: TranscoderConfig,
+    #[serde(flatten)]
+    backends: BackendsConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let path = config_path(std::env::args_os().skip(1));
+    let config: Config = load_config(path.as_deref(), "SLUICE")?;
+    init_logging(config.log_format)?;
+    let signal = shutdown_signal()?;
+
+    let port = config.transcoder.admin_port;
+    let admin = TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("binding transcoder.admin_port {port}"))?;
+    let backends = connect(&config.backends)
+        .await
+        .context("connecting the object store and queues")?;
+
+    let registry = prometheus::Registry::new();
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::new();
+    shutdown.spawn(serve_admin(
+        admin,
+        registry.clone(),
+        readiness.clone(),
+        shutdown.token().cancelled_owned(),
+    ));
+    let mut transcoder = {
+        let (registry, token) = (registry.clone(), shutdown.token());
+        shutdown.spawn(async move {
+            serve(
+                config.transcoder,
+                backends.objects,
+                backends.transcode_queue,
+                backends.transcode_dlq,
+                backends.load_queue,
+                &registry,
+                token,
+            )
+            .await
+        })
+    };
+    readiness.set_ready(true);
+
+    tokio::select! {
+        () = signal => {}
+        // It returns early only on a bad config or a failed start.
+        finished = &mut transcoder => {
+            shutdown.drain(SHUTDOWN_GRACE).await?;
+            return finished?.context("transcoder failed");
+        }
+    }
+    readiness.set_ready(false);
+    shutdown.drain(SHUTDOWN_GRACE).await?;
+    transcoder.await?.context("transcoder failed")
+}

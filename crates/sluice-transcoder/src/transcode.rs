@@ -1,0 +1,348 @@
+//! Raw archive object in, Parquet files and a load manifest out: a pure
+//! function, used by the queue consumer and by the benchmark.
+//!
+//! Track events go to `tracks` and to the table of their event name. The
+//! two share their standard columns' arrays, and `tracks` is written one
+//! event table at a time, so an object is held once, as typed columns,
+//! whatever the number of tables. The flattened `context` columns of track
+//! events get one type per column across all event tables (the type
+//! `tracks` needs), so both files agree.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, new_null_array};
+use arrow_schema::{Field, Schema};
+use serde_json::json;
+use sluice_events::proto::{Envelope, EventType, LoadManifest};
+use sluice_events::{decode_archive, decode_record, encode_manifest};
+
+use crate::TranscodeError;
+use crate::column::{PathColumn, Ty};
+use crate::flatten::{Flattened, flatten_object};
+use crate::keys::RawKey;
+use crate::names::{assign_column_names, table_name};
+use crate::parquet_file::{TableFile, TableWriter};
+use crate::rejected::{self, RejectedRows, Rejection};
+use crate::table::{FinishedRows, Kind, TableRows};
+
+/// SQS's message size limit, which the load manifest must fit.
+pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
+/// Field metadata naming the JSON path a flattened column came from, so a
+/// column whose name had to change (`ключ` → `_1a2b3c4d`) can be found.
+pub const PATH_METADATA: &str = "sluice.path";
+
+/// What one raw object became.
+#[derive(Debug)]
+pub struct TranscodeOutput {
+    /// One file per table, in table order; the manifest lists the same.
+    pub files: Vec<TableFile>,
+    pub manifest: LoadManifest,
+    /// Events read, rejected ones included.
+    pub events: u64,
+    /// Events (or undecodable records) sent to `rejected`, by cause.
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+/// Transcodes the raw archive object stored at `raw_key`. Bad events and
+/// bad records become `rejected` rows; only an object that cannot be read
+/// at all is an error.
+pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, TranscodeError> {
+    let key = RawKey::parse(raw_key)?;
+    let (header, records) = decode_archive(raw).map_err(|source| TranscodeError::Archive {
+        key: raw_key.to_owned(),
+        source,
+    })?;
+    let mut batch = Batch::new(raw_key);
+    // By value: each record's bytes are freed once its events are in columns.
+    for record in records {
+        match decode_record(&record.data) {
+            Ok(envelopes) => {
+                for envelope in &envelopes {
+                    batch.add(envelope)?;
+                }
+            }
+            Err(e) => {
+                batch.events += 1;
+                let rejection = Rejection {
+                    cause: e.cause(),
+                    reason: format!("{e} (sequence number {})", record.sequence_number),
+                };
+                batch.rejected.record(&key.shard_id, &record, rejection);
+            }
+        }
+    }
+    let events = batch.events;
+    let rejected = batch.rejected.by_cause.clone();
+    let files = batch.finish(&key)?;
+    let manifest = LoadManifest {
+        manifest_id: raw_key.to_owned(),
+        source_key: raw_key.to_owned(),
+        tables: files.iter().map(|f| f.load.clone()).collect(),
+        // The archive's time, not now: a retry sends the very same manifest.
+        created_at_us: header.created_at_us,
+    };
+    let size = encode_manifest(&manifest).len();
+    if size > MAX_MANIFEST_BYTES {
+        return Err(TranscodeError::ManifestTooLarge {
+            size,
+            limit: MAX_MANIFEST_BYTES,
+        });
+    }
+    Ok(TranscodeOutput {
+        files,
+        manifest,
+        events,
+        rejected,
+    })
+}
+
+struct Batch {
+    /// By table name; track events by the table of their event name.
+    tables: BTreeMap<String, TableRows>,
+    /// Event name → table name, computed once per name.
+    event_tables: HashMap<String, String>,
+    rejected: RejectedRows,
+    events: u64,
+}
+
+fn reject(cause: &'static str, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        cause,
+        reason: reason.into(),
+    }
+}
+
+impl Batch {
+    fn new(raw_key: &str) -> Self {
+        Self {
+            tables: BTreeMap::new(),
+            event_tables: HashMap::new(),
+            rejected: RejectedRows::new(raw_key),
+            events: 0,
+        }
+    }
+
+    fn add(&mut self, envelope: &Envelope) -> Result<(), TranscodeError> {
+        self.events += 1;
+        match self.route(envelope) {
+            Ok(result) => result,
+            Err(rejection) => {
+                self.rejected.event(envelope, rejection);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the event to its table, or says why it cannot be a row. The
+    /// inner result is an error that stops the whole object.
+    fn route(&mut self, e: &Envelope) -> Result<Result<(), TranscodeError>, Rejection> {
+        let kind = EventType::try_from(e.r#type)
+            .ok()
+            .and_then(Kind::of)
+            .ok_or_else(|| {
+                reject(
+                    "unknown_type",
+                    format!(
+                        "type: {} is not track, identify, page, screen, group or alias",
+                        e.r#type
+                    ),
+                )
+            })?;
+        if e.event_id.is_empty() {
+            return Err(reject("missing_field", "event_id is required"));
+        }
+        if kind == Kind::Track && e.event.trim().is_empty() {
+            return Err(reject(
+                "missing_field",
+                "event is required for track events",
+            ));
+        }
+        let context = flatten_object(&e.context_json)
+            .map_err(|f| reject(f.cause(), f.describe("context")))?;
+        let payload = match kind.payload() {
+            Some((field, _)) => flatten_object(kind.payload_json(e))
+                .map_err(|f| reject(f.cause(), f.describe(field)))?,
+            None => Flattened::default(),
+        };
+        let table: &str = match kind {
+            Kind::Track => {
+                if !self.event_tables.contains_key(&e.event) {
+                    self.event_tables
+                        .insert(e.event.clone(), table_name(&e.event));
+                }
+                &self.event_tables[&e.event]
+            }
+            other => other.table(),
+        };
+        let (extras, n): ([&str; 2], usize) = match kind {
+            Kind::Track => ([table, &e.event], 2),
+            Kind::Page | Kind::Screen => ([&e.name, ""], 1),
+            Kind::Group => ([&e.group_id, ""], 1),
+            Kind::Alias => ([&e.previous_id, ""], 1),
+            Kind::Identify => (["", ""], 0),
+        };
+        if !self.tables.contains_key(table) {
+            self.tables.insert(table.to_owned(), TableRows::new(kind));
+        }
+        let rows = self.tables.get_mut(table).expect("inserted above");
+        Ok(rows.push(table, e, &extras[..n], &context, &payload))
+    }
+
+    fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {
+        let mut files = Vec::new();
+        let (tracks, others): (Vec<_>, Vec<_>) = self
+            .tables
+            .into_iter()
+            .partition(|(_, rows)| rows.kind() == Kind::Track);
+        if !tracks.is_empty() {
+            files.extend(write_tracks(key, tracks)?);
+        }
+        for (table, rows) in others {
+            let kind = rows.kind();
+            let finished = rows.finish(|_| None);
+            let keys: Vec<Vec<String>> = finished.context.iter().map(|c| c.keys.clone()).collect();
+            let mut taken = kind.standard_names().map(str::to_owned).collect();
+            let names = assign_column_names(&mut taken, "context_", None, &keys);
+            files.push(write_table(key, &table, kind, finished, names)?);
+        }
+        if self.rejected.rows() > 0 {
+            let finished = self.rejected.finish();
+            let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) =
+                finished.columns.into_iter().unzip();
+            let mut writer = TableWriter::new(rejected::TABLE, Arc::new(Schema::new(fields)))?;
+            writer.write(arrays, finished.min_time_us, finished.max_time_us)?;
+            files.push(writer.finish(key.table_key(rejected::TABLE))?);
+        }
+        Ok(files)
+    }
+}
+
+/// Writes every event table and `tracks` from the same arrays.
+fn write_tracks(
+    key: &RawKey,
+    groups: Vec<(String, TableRows)>,
+) -> Result<Vec<TableFile>, TranscodeError> {
+    // One type per context path across all event tables.
+    let mut unified: BTreeMap<&str, Ty> = BTreeMap::new();
+    for (_, rows) in &groups {
+        for (path, ty) in rows.context_types() {
+            if let Some(ty) = ty {
+                unified
+                    .entry(path)
+                    .and_modify(|t| *t = t.join(ty))
+                    .or_insert(ty);
+            }
+        }
+    }
+    let keys: Vec<Vec<String>> = unified
+        .keys()
+        .map(|p| crate::flatten::path_keys(p))
+        .collect();
+    let mut taken = Kind::Track.standard_names().map(str::to_owned).collect();
+    let names = assign_column_names(&mut taken, "context_", None, &keys);
+    // Context columns of `tracks`, in name order: (name, type, keys).
+    let mut context: Vec<(String, Ty, Vec<String>)> = names
+        .into_iter()
+        .zip(unified.values().copied())
+        .zip(keys)
+        .map(|((name, ty), keys)| (name, ty, keys))
+        .collect();
+    context.sort_by(|a, b| a.0.cmp(&b.0));
+    let unified: HashMap<String, Ty> = unified
+        .into_iter()
+        .map(|(path, ty)| (path.to_owned(), ty))
+        .collect();
+    let name_of: HashMap<&[String], &str> = context
+        .iter()
+        .map(|(name, _, keys)| (keys.as_slice(), name.as_str()))
+        .collect();
+
+    let mut fields = Kind::Track.standard_fields();
+    fields.extend(
+        context
+            .iter()
+            .map(|(name, ty, keys)| flat_field(name, *ty, "context", keys)),
+    );
+    let mut tracks = TableWriter::new("tracks", Arc::new(Schema::new(fields)))?;
+
+    let mut files = Vec::with_capacity(groups.len() + 1);
+    for (table, rows) in groups {
+        let finished = rows.finish(|path| unified.get(path).copied());
+        let mut tracks_columns = finished.standard.clone();
+        let by_keys: HashMap<&[String], &ArrayRef> = finished
+            .context
+            .iter()
+            .map(|c| (c.keys.as_slice(), &c.array))
+            .collect();
+        for (_, ty, keys) in &context {
+            let array = match by_keys.get(keys.as_slice()) {
+                Some(&array) => array.clone(),
+                None => new_null_array(&ty.data_type(), finished.rows),
+            };
+            tracks_columns.push(array);
+        }
+        tracks.write(tracks_columns, finished.min_time_us, finished.max_time_us)?;
+        let names = finished
+            .context
+            .iter()
+            .map(|c| name_of[c.keys.as_slice()].to_owned())
+            .collect();
+        files.push(write_table(key, &table, Kind::Track, finished, names)?);
+    }
+    files.insert(0, tracks.finish(key.table_key("tracks"))?);
+    Ok(files)
+}
+
+/// A flattened column's field, with the JSON path it came from.
+fn flat_field(name: &str, ty: Ty, source: &str, keys: &[String]) -> Field {
+    let path = json!(
+        std::iter::once(source)
+            .chain(keys.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+    )
+    .to_string();
+    Field::new(name, ty.data_type(), true)
+        .with_metadata(HashMap::from([(PATH_METADATA.to_owned(), path)]))
+}
+
+/// Writes one table: standard columns, then context columns (named
+/// `context_names`, in the order of `finished.context`), then payload
+/// columns, each group in name order.
+fn write_table(
+    key: &RawKey,
+    table: &str,
+    kind: Kind,
+    finished: FinishedRows,
+    context_names: Vec<String>,
+) -> Result<TableFile, TranscodeError> {
+    let mut taken: HashSet<String> = kind
+        .standard_names()
+        .map(str::to_owned)
+        .chain(context_names.iter().cloned())
+        .collect();
+    let payload_keys: Vec<Vec<String>> = finished.payload.iter().map(|c| c.keys.clone()).collect();
+    let (source, clash_prefix) = kind.payload().unwrap_or(("", ""));
+    let payload_names = assign_column_names(&mut taken, "", Some(clash_prefix), &payload_keys);
+
+    let mut fields = kind.standard_fields();
+    let mut arrays = finished.standard;
+    for (group, source) in [
+        (named(context_names, finished.context), "context"),
+        (named(payload_names, finished.payload), source),
+    ] {
+        for (name, column) in group {
+            fields.push(flat_field(&name, column.ty, source, &column.keys));
+            arrays.push(column.array);
+        }
+    }
+    let mut writer = TableWriter::new(table, Arc::new(Schema::new(fields)))?;
+    writer.write(arrays, finished.min_time_us, finished.max_time_us)?;
+    writer.finish(key.table_key(table))
+}
+
+fn named(names: Vec<String>, columns: Vec<PathColumn>) -> Vec<(String, PathColumn)> {
+    let mut named: Vec<_> = names.into_iter().zip(columns).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
