@@ -3,11 +3,12 @@
 //! same throwaway server in the same run.
 //!
 //! `cargo bench -p sluice-loader --bench load` (EVENTS=n to change the
-//! 1,000,000 events). The loader's run includes what it always does:
+//! 1,000,000 events, ROUNDS=n the 3 rounds). The loader's run includes what it always does:
 //! creating the table, adding the column a later manifest brings, and
 //! skipping replayed events.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +33,8 @@ const MANIFESTS: usize = 10;
 const REPLAYED: usize = 1_000;
 const T0: i64 = 1_714_521_600_000_000;
 const TABLE: &str = "order_completed";
+/// The manifest from which the files carry the new `gift_wrap` property.
+const GIFT_WRAP_FROM: usize = 3;
 
 /// One generated event; the columns the transcoder would write for an
 /// `Order Completed` track event with a typical e-commerce payload.
@@ -201,8 +204,9 @@ fn csv_field(out: &mut String, value: Option<&str>) {
     }
 }
 
-/// The same event as one CSV line, columns in `schema(true)` order.
-fn csv_line(out: &mut String, e: &Event) {
+/// The same event as one CSV line, columns in `schema(true)` order;
+/// `gift_wrap` only where the loader's file has it.
+fn csv_line(out: &mut String, e: &Event, with_gift_wrap: bool) {
     let coupon = e.coupon();
     let fields: [Option<String>; 21] = [
         Some(e.id()),
@@ -225,7 +229,7 @@ fn csv_line(out: &mut String, e: &Event) {
         Some(e.category().into()),
         coupon,
         Some(e.first_order().to_string()),
-        Some(e.n.is_multiple_of(2).to_string()),
+        with_gift_wrap.then(|| e.n.is_multiple_of(2).to_string()),
     ];
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
@@ -242,6 +246,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let per_manifest = events / MANIFESTS;
     let dir = tempfile::tempdir().unwrap();
     let objects = LocalObjectStore::open(dir.path().join("objects")).unwrap();
@@ -255,7 +264,7 @@ async fn main() {
         let batch_events: Vec<Event> = (start..(m + 1) * per_manifest)
             .map(|n| Event { n })
             .collect();
-        let gift_wrap = m >= 3;
+        let gift_wrap = m >= GIFT_WRAP_FROM;
         let key = format!("tables/{TABLE}/dt=2024-05-01/bench-{m}.parquet");
         let body = parquet(&batch(&batch_events, gift_wrap));
         objects.put(&key, body, PutCondition::None).await.unwrap();
@@ -281,17 +290,82 @@ async fn main() {
         });
     }
 
+    // The baseline's input: the same rows as CSV, columns in file order.
+    let csv_path = dir.path().join("events.csv");
+    {
+        let mut csv = String::with_capacity(events * 900);
+        for n in 0..events {
+            csv_line(&mut csv, &Event { n }, n >= GIFT_WRAP_FROM * per_manifest);
+        }
+        std::fs::write(&csv_path, csv).unwrap();
+    }
+
+    // Each round loads both sides into a fresh database. Other work on the
+    // machine slows either side now and then, so the medians are compared.
     let postgres = Postgres::start().await;
-    let url = postgres.fresh_database().await;
-    let warehouse = PgWarehouse::postgres(&url, 2).await.unwrap();
-    eprintln!("loading through the warehouse-loader...");
+    let (mut loader_secs, mut baseline_secs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let url = postgres.fresh_database().await;
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Each side starts with no dirty pages of the other's to write out.
+        client.batch_execute("CHECKPOINT").await.unwrap();
+        eprintln!("round {round}: loading through the warehouse-loader...");
+        loader_secs.push(load_with_loader(&url, &manifests, &objects, events).await);
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE baseline (LIKE {TABLE} INCLUDING ALL); CHECKPOINT"
+            ))
+            .await
+            .unwrap();
+        eprintln!("round {round}: loading the same rows with psql \\copy...");
+        baseline_secs.push(load_with_psql(&url, &csv_path));
+        if round == 1 {
+            check_same_tables(&client, events).await;
+        }
+        eprintln!(
+            "round {round}: loader {:.2} s, psql {:.2} s",
+            loader_secs[round - 1],
+            baseline_secs[round - 1]
+        );
+    }
+
+    let loader_rate = events as f64 / median(&mut loader_secs);
+    let baseline_rate = events as f64 / median(&mut baseline_secs);
+    println!(
+        "events: {events} ({MANIFESTS} manifests, {} replayed rows skipped), median of {rounds} rounds",
+        REPLAYED * (MANIFESTS - 1)
+    );
+    println!("warehouse-loader (parquet -> postgres): {loader_rate:.0} rows/s");
+    println!("baseline (psql \\copy csv -> postgres): {baseline_rate:.0} rows/s");
+    println!(
+        "ratio: {:.0}% of baseline (target >= 80%)",
+        100.0 * loader_rate / baseline_rate
+    );
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Loads every manifest through the warehouse-loader; the seconds taken.
+async fn load_with_loader(
+    url: &str,
+    manifests: &[LoadManifest],
+    objects: &LocalObjectStore,
+    events: usize,
+) -> f64 {
+    let warehouse = PgWarehouse::postgres(url, 2).await.unwrap();
     let started = Instant::now();
     let mut loaded = 0;
-    for manifest in &manifests {
+    for manifest in manifests {
         let outcome = warehouse
             .load(LoadJob {
                 manifest,
-                objects: &objects,
+                objects,
                 dedupe_window_days: 7,
             })
             .await
@@ -301,37 +375,21 @@ async fn main() {
         };
         loaded += reports[0].rows_loaded;
     }
-    let loader_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     assert_eq!(loaded as usize, events, "every event once");
+    secs
+}
 
-    // The baseline: the same rows as CSV into an equivalent table (same
-    // columns, same index), with psql's \copy.
-    let csv_path = dir.path().join("events.csv");
-    {
-        let mut csv = String::with_capacity(events * 900);
-        for n in 0..events {
-            csv_line(&mut csv, &Event { n });
-        }
-        std::fs::write(&csv_path, csv).unwrap();
-    }
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE baseline (LIKE {TABLE} INCLUDING ALL)"
-        ))
-        .await
-        .unwrap();
+/// The baseline: the CSV into `baseline` with psql's `\copy`; the seconds
+/// taken.
+fn load_with_psql(url: &str, csv_path: &Path) -> f64 {
     let mut columns = String::new();
     for (i, (name, _)) in schema(true).iter().enumerate() {
         let _ = write!(columns, "{}\"{name}\"", if i > 0 { ", " } else { "" });
     }
-    eprintln!("loading the same rows with psql \\copy...");
     let started = Instant::now();
     let status = std::process::Command::new("psql")
-        .arg(&url)
+        .arg(url)
         .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
         .arg(format!(
             "\\copy baseline ({columns}) FROM '{}' WITH (FORMAT csv)",
@@ -339,27 +397,42 @@ async fn main() {
         ))
         .status()
         .expect("psql runs");
-    let baseline_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     assert!(status.success(), "psql \\copy failed");
+    secs
+}
+
+/// Both sides hold the same rows and values, with the same columns and
+/// indexes.
+async fn check_same_tables(client: &tokio_postgres::Client, events: usize) {
     let copied: i64 = client
         .query_one("SELECT count(*) FROM baseline", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(copied as usize, events);
-
-    let loader_rate = events as f64 / loader_secs;
-    let baseline_rate = events as f64 / baseline_secs;
-    println!(
-        "events: {events} ({MANIFESTS} manifests, {} replayed rows skipped)",
-        REPLAYED * (MANIFESTS - 1)
-    );
-    println!("warehouse-loader (parquet -> postgres): {loader_secs:.2} s, {loader_rate:.0} rows/s");
-    println!(
-        "baseline (psql \\copy csv -> postgres): {baseline_secs:.2} s, {baseline_rate:.0} rows/s"
-    );
-    println!(
-        "ratio: {:.0}% of baseline (target >= 80%)",
-        100.0 * loader_rate / baseline_rate
-    );
+    for (a, b) in [(TABLE, "baseline"), ("baseline", TABLE)] {
+        let differ: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(differ, 0, "rows of {a} missing from {b}");
+    }
+    let mut indexes = Vec::new();
+    for table in [TABLE, "baseline"] {
+        let rows = client
+            .query(
+                "SELECT regexp_replace(indexdef, '.* USING ', '') FROM pg_indexes \
+                 WHERE tablename = $1 ORDER BY 1",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        indexes.push(rows.iter().map(|r| r.get(0)).collect::<Vec<String>>());
+    }
+    assert_eq!(indexes[0], indexes[1], "indexes differ");
 }

@@ -301,11 +301,13 @@ pub fn copy_from_s3(uri: &str, iam_role: &str) -> String {
     )
 }
 
-/// PostgreSQL's bulk load of the staging table from the loader.
-pub fn copy_binary(columns: &[(String, WhType)]) -> String {
-    let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
+/// PostgreSQL's bulk load of `table` (the staging table, or the target
+/// itself) from the loader.
+pub fn copy_binary<'a>(table: &str, columns: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = columns.into_iter().map(quote).collect();
     format!(
-        "COPY {STAGING} ({}) FROM STDIN (FORMAT binary)",
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        quote(table),
         names.join(", ")
     )
 }
@@ -335,12 +337,34 @@ pub fn insert_new_rows(
     let targets: Vec<String> = mappings.iter().map(|m| quote(&m.target)).collect();
     let exprs: Vec<String> = mappings.iter().map(|m| m.expr(dialect, "s")).collect();
     format!(
-        "INSERT INTO {t} ({}) SELECT {} FROM {} NOT EXISTS (SELECT 1 FROM {t} AS t \
-         WHERE t.\"id\" = s.\"id\" AND t.\"received_at\" >= {})",
+        "INSERT INTO {t} ({}) SELECT {} FROM {} NOT {}",
         targets.join(", "),
         exprs.join(", "),
         staged_rows(dialect),
+        loaded_within(dialect, table, window_days),
+    )
+}
+
+/// Whether `table` already holds row `s` (its id, from the last
+/// `window_days` counted back from `s`'s received_at).
+fn loaded_within(dialect: Dialect, table: &str, window_days: u32) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM {} AS t WHERE t.\"id\" = s.\"id\" AND t.\"received_at\" >= {})",
+        quote(table),
         dialect.minus_days("s.\"received_at\"", window_days),
+    )
+}
+
+/// Which of a file's rows `table` already holds, by the same rule as
+/// [`insert_new_rows`], for loads that copy straight into the table
+/// (PostgreSQL). Parameters: the rows' ids (`text[]`) and received_at in
+/// microseconds since the Unix epoch (`int8[]`); returns the ids.
+pub fn loaded_ids(table: &str, window_days: u32) -> String {
+    format!(
+        "SELECT s.\"id\" FROM (SELECT u.id AS \"id\", \
+         TIMESTAMPTZ 'epoch' + u.us * INTERVAL '1 microsecond' AS \"received_at\" \
+         FROM unnest($1::text[], $2::int8[]) AS u(id, us)) AS s WHERE {}",
+        loaded_within(Dialect::Postgres, table, window_days)
     )
 }
 

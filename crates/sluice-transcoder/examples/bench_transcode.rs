@@ -1,7 +1,7 @@
 //! The transcoder benchmark's Rust side (driven by `bench/run.sh`):
 //!
 //! - `generate DIR EVENTS OBJECTS`: realistic Segment-style events (nested
-//!   properties, ~550 bytes of JSON each, several event names, some pages and
+//!   properties, ~600 bytes of JSON each, several event names, some pages and
 //!   identifies), written as raw archive objects the way the collector and
 //!   the archiver build them (`DIR/raw-N.pb.zst`) and as the same events in
 //!   NDJSON for the baseline (`DIR/events-N.ndjson`), plus `DIR/meta.json`.
@@ -53,7 +53,7 @@ fn event_json(i: u64, rng: &mut Rng) -> String {
     let ts = T0_US + i as i64 * 1_000;
     let time = |us: i64| sluice_events::time::format_us(us);
     let context = format!(
-        r#"{{"library":{{"name":"analytics.js","version":"4.1.{v}"}},"page":{{"path":"/p/{user}","referrer":"https://www.example.com/","title":"{product} store"}},"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0","ip":"203.0.113.{ip}","locale":"en-US"}}"#,
+        r#"{{"library":{{"name":"analytics.js","version":"4.1.{v}"}},"page":{{"path":"/p/{user}","title":"{product} store"}},"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0","ip":"203.0.113.{ip}","locale":"en-US"}}"#,
         v = rng.below(9),
         ip = rng.below(250),
     );
@@ -173,17 +173,24 @@ fn generate(dir: &Path, events: u64, objects: u64) {
     println!("{meta}");
 }
 
-fn peak_rss_bytes() -> u64 {
+/// A number field of `/proc/self/status` (`VmHWM:  1234 kB`).
+fn status_field(name: &str) -> u64 {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn peak_rss_bytes() -> u64 {
+    status_field("VmHWM") * 1024
 }
 
 /// CPU time this thread has run, from the scheduler (nanoseconds): the
-/// rate per core, whatever else the machine is doing.
+/// rate per core, whatever else the machine is doing. `run` checks that
+/// the process has no other thread, so this is all of its CPU time, as
+/// pyarrow's side counts.
 fn thread_cpu_seconds() -> f64 {
     let stat = fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     stat.split_whitespace()
@@ -217,6 +224,11 @@ fn run(dir: &Path) {
         tables = tables.max(output.files.len());
         assert!(output.rejected.is_empty(), "{:?}", output.rejected);
     }
+    assert_eq!(
+        status_field("Threads"),
+        1,
+        "CPU time is counted on this thread only"
+    );
     println!(
         "{}",
         serde_json::json!({

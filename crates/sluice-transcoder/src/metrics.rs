@@ -133,3 +133,23 @@ impl Metrics {
         self.oldest_age.set(age);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldest_age_follows_the_objects_in_flight() {
+        let metrics = Metrics::register(&Registry::new()).unwrap();
+        let now = now_us();
+        metrics.working_on(1, now - 30_000_000);
+        metrics.working_on(2, now - 90_000_000);
+        let age = metrics.oldest_age.get();
+        assert!((90.0..95.0).contains(&age), "{age}");
+        metrics.done(2);
+        let age = metrics.oldest_age.get();
+        assert!((30.0..35.0).contains(&age), "{age}");
+        metrics.done(1);
+        assert_eq!(metrics.oldest_age.get(), 0.0);
+    }
+}

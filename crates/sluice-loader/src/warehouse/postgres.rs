@@ -1,7 +1,11 @@
 //! PostgreSQL and Redshift: one load protocol over the PostgreSQL wire
-//! protocol. They differ in how a file reaches the staging table (binary
-//! COPY from the loader, or Redshift's COPY from S3) and in the SQL dialect.
+//! protocol. They differ in how a file reaches the warehouse (binary COPY
+//! from the loader, or Redshift's COPY from S3 into a staging table) and in
+//! the SQL dialect. PostgreSQL copies a file straight into its table when no
+//! value needs converting, having looked up which ids the table already
+//! holds; otherwise it stages the file and converts in SQL, as Redshift does.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,12 +13,12 @@ use sluice_events::proto::{ColumnType, LoadManifest};
 use tokio_postgres::{GenericClient, Transaction};
 
 use super::fetch::fetch_tables;
-use super::pg_copy::copy_into_staging;
+use super::pg_copy::{copy_rows, row_keys};
 use super::pg_pool::PgPool;
 use super::{LoadJob, LoadOutcome, Warehouse};
 use crate::error::{LoaderError, Result};
 use crate::parquet_source::ParquetTable;
-use crate::schema::{Incoming, TablePlan, TableReport, plan_table};
+use crate::schema::{ChangeKind, Incoming, TablePlan, TableReport, plan_table};
 use crate::sql::{self, Dialect, LOADS_TABLE, USERS_TABLE};
 use crate::tables::{
     IDENTIFIES_TABLE, loads_summary, locked_tables, require_columns, users_columns,
@@ -154,13 +158,35 @@ impl PgWarehouse {
                 limit,
             });
         }
+        plan.report.rows_in_file = source.rows();
+        if let Source::File(file) = source
+            && table != IDENTIFIES_TABLE
+            && plan.mappings.iter().all(|m| m.source_type == m.target_type)
+        {
+            // Every value lands as it is, so no SQL has to convert it: the
+            // rows go straight into the table, without the second copy a
+            // staging table costs. (`users` is built from the staged
+            // identifies, so those always stage.)
+            plan.report.rows_loaded = copy_new_rows(tx, file, &plan, window_days).await?;
+            return Ok(vec![plan.report]);
+        }
         let context = |step: &str| format!("{step} for {table}");
         tx.batch_execute(&sql::create_staging(self.dialect, &staged))
             .await
             .map_err(LoaderError::postgres(context("creating staging")))?;
         match (source, &self.staging) {
             (Source::File(file), _) => {
-                copy_into_staging(tx, file.clone(), &staged).await?;
+                let sources = staged.iter().map(|(name, _)| name.clone()).collect();
+                let names: Vec<&str> = staged.iter().map(|(name, _)| name.as_str()).collect();
+                copy_rows(
+                    tx,
+                    file.clone(),
+                    sql::STAGING,
+                    sources,
+                    &names,
+                    HashSet::new(),
+                )
+                .await?;
             }
             (Source::S3 { uri, .. }, Staging::S3 { iam_role, .. }) => {
                 tx.batch_execute(&sql::copy_from_s3(uri, iam_role))
@@ -177,7 +203,6 @@ impl PgWarehouse {
                 .map_err(LoaderError::postgres(context("analyzing staging")))?;
         }
         let insert = sql::insert_new_rows(self.dialect, table, &plan.mappings, window_days);
-        plan.report.rows_in_file = source.rows();
         plan.report.rows_loaded = tx
             .execute(&insert, &[])
             .await
@@ -256,6 +281,39 @@ impl PgWarehouse {
         }
         Ok(plan)
     }
+}
+
+/// Copies the file's rows that `table` does not already hold (see
+/// [`sql::insert_new_rows`]) straight into it; every mapping keeps its type.
+async fn copy_new_rows(
+    tx: &Transaction<'_>,
+    file: &Arc<ParquetTable>,
+    plan: &TablePlan,
+    window_days: u32,
+) -> Result<u64> {
+    let table = &plan.report.table;
+    let created = plan
+        .report
+        .changes
+        .iter()
+        .any(|c| c.kind == ChangeKind::CreateTable);
+    // A table created by this load holds nothing yet.
+    let loaded: HashSet<String> = if created {
+        HashSet::new()
+    } else {
+        let (ids, times) = row_keys(file.clone()).await?;
+        tx.query(&sql::loaded_ids(table, window_days), &[&ids, &times])
+            .await
+            .map_err(LoaderError::postgres(format!(
+                "finding loaded rows of {table}"
+            )))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let sources = plan.mappings.iter().map(|m| m.source.clone()).collect();
+    let targets: Vec<&str> = plan.mappings.iter().map(|m| m.target.as_str()).collect();
+    copy_rows(tx, file.clone(), table, sources, &targets, loaded).await
 }
 
 async fn is_loaded(client: &impl GenericClient, manifest_id: &str) -> Result<bool> {

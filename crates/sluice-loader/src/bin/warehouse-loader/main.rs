@@ -2,13 +2,12 @@
 //! connects the warehouse, the object store and the load queues, serves the
 //! admin port, and loads manifests until SIGTERM/SIGINT.
 
-mod backends;
-
 use std::time::Duration;
 
 use anyhow::Context;
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
+use sluice_backends::config::{BackendsConfig, connect};
 use sluice_loader::{LoaderConfig, WarehouseConfig, connect_warehouse, serve};
 use sluice_runtime::{
     LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
@@ -26,9 +25,8 @@ struct Config {
     log_format: LogFormat,
     loader: LoaderConfig,
     warehouse: WarehouseConfig,
-    aws: backends::AwsSection,
-    object_store: backends::ObjectStoreSection,
-    queues: backends::QueuesSection,
+    #[serde(flatten)]
+    backends: BackendsConfig,
 }
 
 #[tokio::main]
@@ -56,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
     let warehouse = connect_warehouse(&config.warehouse)
         .await
         .context("connecting the warehouse")?;
-    let backends = backends::connect(&config.aws, &config.object_store, &config.queues).await?;
+    let backends = connect(&config.backends)
+        .await
+        .context("connecting the object store and queues")?;
     let token = shutdown.token();
     let loader = shutdown.spawn(async move {
         serve(
@@ -80,4 +80,33 @@ async fn main() -> anyhow::Result<()> {
     readiness.set_ready(false);
     shutdown.drain(SHUTDOWN_GRACE).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sluice_backends::config::{ObjectStoreKind, QueueKind};
+    use sluice_loader::WarehouseKind;
+
+    use super::*;
+
+    /// The compose stack's file has the keys the Helm chart renders from
+    /// its `config:` values; every section must read, the other stages'
+    /// included.
+    #[test]
+    fn reads_the_shared_config_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/compose/sluice.toml");
+        let config: Config = load_config(Some(&path), "SLUICE_LOADER_TEST").unwrap();
+        assert_eq!(config.warehouse.kind, WarehouseKind::Postgres);
+        assert_eq!(config.backends.object_store.kind, ObjectStoreKind::S3);
+        assert_eq!(config.backends.queues.kind, QueueKind::Sqs);
+        assert_eq!(config.backends.queues.load_name, "sluice-load");
+        assert_eq!(config.backends.queues.load_dlq_name, "sluice-load-dlq");
+        assert_eq!(
+            config.backends.aws.endpoint_url.as_deref(),
+            Some("http://moto:5000")
+        );
+        assert!(config.backends.aws.force_path_style);
+    }
 }
