@@ -13,6 +13,9 @@ use crate::keys::object_key;
 /// object does not hold 64 MiB of memory).
 pub(crate) struct ShardBuffer {
     writer: ArchiveWriter,
+    /// Reserved for each object's compressed records: the size limit, so
+    /// the buffer of a full object never grows by copying itself.
+    object_bytes: usize,
     first: Option<(SequenceNumber, SystemTime)>,
     last: Option<SequenceNumber>,
     records: u64,
@@ -33,9 +36,10 @@ pub(crate) struct SealedObject {
 }
 
 impl ShardBuffer {
-    pub fn new() -> Self {
+    pub fn new(object_bytes: usize) -> Self {
         Self {
-            writer: ArchiveWriter::new(),
+            writer: ArchiveWriter::with_capacity(object_bytes),
+            object_bytes,
             first: None,
             last: None,
             records: 0,
@@ -84,7 +88,7 @@ impl ShardBuffer {
 
     /// Finishes the object and empties the buffer; `None` when empty.
     pub fn seal(&mut self, stream: &str, shard_id: &str) -> Option<SealedObject> {
-        let taken = std::mem::replace(self, Self::new());
+        let taken = std::mem::replace(self, Self::new(self.object_bytes));
         let ((first, first_arrival), last) = (taken.first?, taken.last?);
         let header = ArchiveHeader {
             stream: stream.to_owned(),
@@ -96,7 +100,7 @@ impl ShardBuffer {
         };
         Some(SealedObject {
             key: object_key(stream, shard_id, &first, &last, first_arrival),
-            body: Bytes::from(taken.writer.finish(&header)),
+            body: taken.writer.finish_bytes(&header),
             first,
             last,
             records: taken.records,
@@ -158,7 +162,7 @@ mod tests {
             max_age: Duration::from_secs(60),
         };
         let t0 = Instant::now();
-        let mut buffer = ShardBuffer::new();
+        let mut buffer = ShardBuffer::new(1 << 16);
         assert_eq!(
             policy.due(&buffer, t0 + Duration::from_secs(3600)),
             None,
@@ -190,7 +194,7 @@ mod tests {
             max_age: Duration::from_secs(60),
         };
         let t0 = Instant::now();
-        let mut buffer = ShardBuffer::new();
+        let mut buffer = ShardBuffer::new(1 << 16);
         for seq in 1..=9 {
             buffer.push(record(seq, 1_000), t0);
         }
@@ -201,7 +205,7 @@ mod tests {
 
     #[test]
     fn sealed_object_carries_range_count_and_key() {
-        let mut buffer = ShardBuffer::new();
+        let mut buffer = ShardBuffer::new(1 << 16);
         assert!(buffer.seal("s", "shard").is_none());
         let t0 = Instant::now();
         for seq in [8, 9, 10] {

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_backends::{BackendError, ObjectStore, PutCondition, SequenceNumber};
+use sluice_events::time::now_us;
 
 use crate::ArchiverError;
 use crate::keys::checkpoint_key;
@@ -137,10 +138,6 @@ pub(crate) async fn read(
             message: e.to_string(),
         })?;
     Ok(Some((checkpoint, object.etag)))
-}
-
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 #[cfg(test)]

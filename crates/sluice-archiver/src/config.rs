@@ -190,6 +190,22 @@ mod tests {
     }
 
     #[test]
+    fn takes_the_single_machine_object_age_of_one_second() {
+        let one = ArchiverConfig {
+            max_object_age_secs: 1,
+            ..Default::default()
+        };
+        let s = one.settings(None).unwrap();
+        assert_eq!(s.max_object_age, Duration::from_secs(1));
+        let zero = ArchiverConfig {
+            max_object_age_secs: 0,
+            ..Default::default()
+        };
+        let e = zero.settings(None).unwrap_err().to_string();
+        assert!(e.contains("archiver.max_object_age_secs"), "{e}");
+    }
+
+    #[test]
     fn replica_index_falls_back_to_the_pod_ordinal() {
         let config = ArchiverConfig {
             replica_count: 3,

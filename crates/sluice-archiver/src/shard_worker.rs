@@ -101,7 +101,7 @@ impl<'a> Worker<'a> {
                 &ctx.writer_id,
             ),
             checkpoint: Checkpoint::default(),
-            buffer: ShardBuffer::new(),
+            buffer: ShardBuffer::new(ctx.settings.max_object_bytes as usize),
             policy: FlushPolicy {
                 max_bytes: ctx.settings.max_object_bytes,
                 max_age: ctx.settings.max_object_age,

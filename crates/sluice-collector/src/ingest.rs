@@ -2,7 +2,7 @@
 //! source, validation into envelopes, room in the in-flight budget, the
 //! rejected events kept, and the wait for the stream.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use sluice_events::time::now_us;
 
 use sluice_events::proto::CollectorMeta;
 use sluice_events::{IngestContext, encoded_len_in_batch, envelope_from_json};
@@ -157,8 +157,3 @@ impl Intake {
     }
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}

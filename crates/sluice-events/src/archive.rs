@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
 use prost::Message;
 
 use crate::EventError;
@@ -14,9 +15,16 @@ const MAGIC: &[u8; 4] = b"SLA1";
 const ZSTD_LEVEL: i32 = 3;
 /// Refuse to inflate an archive beyond this, whatever its frames claim.
 pub const MAX_ARCHIVE_DECODED_BYTES: u64 = 1 << 32;
+/// Room left in front of the compressed records for the magic and the
+/// header, which is only known at the end: finishing then writes the header
+/// into it instead of copying a 64 MiB object behind it. A header is about
+/// 100 bytes, 450 with Kinesis' longest names and sequence numbers; a longer
+/// one still works, at the cost of that copy.
+const HEADER_ROOM: usize = 512;
 
 /// Builds one archive object incrementally, compressing records as they are
-/// added, so a shard's buffer is held compressed.
+/// added, so a shard's buffer is held compressed. The output starts with
+/// [`HEADER_ROOM`] bytes kept for the header.
 pub struct ArchiveWriter {
     encoder: zstd::stream::Encoder<'static, Vec<u8>>,
     frame: Vec<u8>,
@@ -25,8 +33,16 @@ pub struct ArchiveWriter {
 
 impl ArchiveWriter {
     pub fn new() -> Self {
-        let encoder =
-            zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL).expect("zstd encoder over a Vec");
+        Self::with_capacity(0)
+    }
+
+    /// Reserves `capacity` bytes of compressed records up front, so the
+    /// buffer never grows by copying itself (reserved pages that are never
+    /// written cost no memory).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(HEADER_ROOM + capacity);
+        out.resize(HEADER_ROOM, 0);
+        let encoder = zstd::stream::Encoder::new(out, ZSTD_LEVEL).expect("zstd encoder over a Vec");
         Self {
             encoder,
             frame: Vec::new(),
@@ -52,17 +68,33 @@ impl ArchiveWriter {
 
     /// The finished object: magic, header, compressed records.
     pub fn finish(self, header: &ArchiveHeader) -> Vec<u8> {
-        let compressed = self
+        // Moves the object to the start of its own buffer, no new allocation.
+        self.finish_bytes(header).into()
+    }
+
+    /// [`ArchiveWriter::finish`] without moving the records: the magic and
+    /// header are written into the room in front of them.
+    pub fn finish_bytes(self, header: &ArchiveHeader) -> Bytes {
+        let mut out = self
             .encoder
             .finish()
             .expect("finishing zstd into a Vec cannot fail");
-        let mut out = Vec::with_capacity(MAGIC.len() + 64 + compressed.len());
-        out.extend_from_slice(MAGIC);
+        let len = header.encoded_len();
+        let mut head = Vec::with_capacity(MAGIC.len() + prost::length_delimiter_len(len) + len);
+        head.extend_from_slice(MAGIC);
         header
-            .encode_length_delimited(&mut out)
+            .encode_length_delimited(&mut head)
             .expect("encoding into a Vec cannot fail");
-        out.extend_from_slice(&compressed);
-        out
+        match HEADER_ROOM.checked_sub(head.len()) {
+            Some(start) => {
+                out[start..HEADER_ROOM].copy_from_slice(&head);
+                Bytes::from(out).slice(start..)
+            }
+            None => {
+                head.extend_from_slice(&out[HEADER_ROOM..]);
+                Bytes::from(head)
+            }
+        }
     }
 }
 
@@ -155,6 +187,27 @@ mod tests {
         assert_eq!(h, header(10, 1009, 1000));
         assert_eq!(decoded, records);
         assert_eq!(decode_archive_header(&object).unwrap().0, h);
+
+        // Pre-sized, and finished in place: the same bytes.
+        let mut presized = ArchiveWriter::with_capacity(1 << 20);
+        records.iter().for_each(|r| presized.push(r));
+        assert_eq!(presized.finish_bytes(&header(10, 1009, 1000)), object);
+    }
+
+    #[test]
+    fn headers_longer_than_their_room_still_round_trip() {
+        let mut long = header(1, 3, 3);
+        long.stream = "s".repeat(2 * HEADER_ROOM);
+        let records: Vec<_> = (1..=3).map(record).collect();
+        for capacity in [0, 1 << 16] {
+            let mut writer = ArchiveWriter::with_capacity(capacity);
+            records.iter().for_each(|r| writer.push(r));
+            let object = writer.finish_bytes(&long);
+            assert_eq!(
+                decode_archive(&object).unwrap(),
+                (long.clone(), records.clone())
+            );
+        }
     }
 
     #[test]

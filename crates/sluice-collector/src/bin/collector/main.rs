@@ -2,13 +2,12 @@
 //! the HTTP, gRPC and admin ports, connects the stream and object store,
 //! and serves until SIGTERM/SIGINT.
 
-mod backends;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sluice_backends::config::{BackendsConfig, connect};
 use sluice_collector::{CollectorConfig, Listeners, serve};
 use sluice_runtime::{
     LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
@@ -16,8 +15,9 @@ use sluice_runtime::{
 };
 use tokio::net::TcpListener;
 
-/// Longer than the HTTP drain (25 s) plus a last flush, below Kubernetes'
-/// default 30 s grace period would be tight, so the chart sets 45 s.
+/// The HTTP drain (25 s) plus the last flush to the stream. The chart's
+/// `collector.terminationGracePeriodSeconds` (50) covers this and the 5 s
+/// preStop sleep before SIGTERM, so Kubernetes never kills a drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
 
 #[derive(Default, Serialize, Deserialize)]
@@ -25,9 +25,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
 struct Config {
     log_format: LogFormat,
     collector: CollectorConfig,
-    aws: backends::AwsSection,
-    stream: backends::StreamSection,
-    object_store: backends::ObjectStoreSection,
+    #[serde(flatten)]
+    backends: BackendsConfig,
 }
 
 #[tokio::main]
@@ -45,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let admin = bind(&c.listen_address, c.admin_port).await?;
 
-    let (stream, objects) = backends::connect(&config.aws, &config.stream, &config.object_store)
+    let backends = connect(&config.backends)
         .await
         .context("connecting the stream and object store")?;
 
@@ -64,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
             serve(
                 config.collector,
                 listeners,
-                stream,
-                objects,
+                backends.stream,
+                backends.objects,
                 &registry,
                 token,
             )
