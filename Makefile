@@ -10,7 +10,8 @@ build:
 	$(CARGO) build --workspace --bins
 
 run:
-	@echo "sluice up is not built yet (see the 'sluice up' issue); nothing to run."
+	$(CARGO) build -p sluice-cli
+	bash scripts/run.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -31,4 +32,5 @@ test: fmt-check lint unit chart-test
 bench:
 	$(CARGO) bench -p sluice-collector --bench ingest
 	$(CARGO) bench -p sluice-archiver --bench archive_throughput
+	bash crates/sluice-transcoder/bench/run.sh
 	$(CARGO) bench -p sluice-loader --bench load

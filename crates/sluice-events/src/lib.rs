@@ -4,6 +4,7 @@
 //! messages.
 
 mod archive;
+pub mod demo;
 mod error;
 mod json;
 mod limits;

@@ -13,6 +13,12 @@ pub fn parse_iso8601_us(field: &'static str, text: &str) -> Result<i64, EventErr
         })
 }
 
+/// The wall clock in microseconds since the Unix epoch, the unit of every
+/// envelope time.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// RFC 3339 text (UTC, microsecond precision) for microseconds since the
 /// Unix epoch.
 pub fn format_us(us: i64) -> String {
