@@ -567,7 +567,7 @@ def check_overrides(c: Checks, r: Renderer) -> None:
         c.check("endpoint_url" not in base.config()["aws"], "empty endpoint_url is left out")
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             yaml.safe_dump({"config": {"collector": {"sources": {"web app": "wk \"quoted\"", "ios": "wk_ios"},
-                                                     "max_event_bytes": 65536},
+                                                     "limits": {"max_event_bytes": 65536}},
                                        "extra": {"nested": {"flag": True, "ratio": 0.25, "list": ["a", "b"]}}}}, f)
         try:
             rel = Release(r.render(files=[f.name]))
@@ -576,7 +576,7 @@ def check_overrides(c: Checks, r: Renderer) -> None:
         conf = rel.config()
         c.check(conf["collector"]["sources"] == {"web app": "wk \"quoted\"", "ios": "wk_ios"},
                 "odd keys and quotes survive TOML rendering")
-        c.check(conf["collector"]["max_event_bytes"] == 65536, "values-file numbers render as integers")
+        c.check(conf["collector"]["limits"]["max_event_bytes"] == 65536, "values-file numbers render as integers")
         c.check(conf.get("extra") == {"nested": {"flag": True, "ratio": 0.25, "list": ["a", "b"]}},
                 "nested tables, booleans, floats and arrays render")
 
@@ -618,9 +618,12 @@ def check_overrides(c: Checks, r: Renderer) -> None:
 # --- deploy/ and k8s/iam/ ----------------------------------------------------------------
 
 IAM_EXPECT = {
-    "collector.json": {"kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary", "kinesis:ListShards"},
+    # Every stage connects all the backends its config names, so the ones
+    # without queue work still look up the queue URLs the chart leaves unset.
+    "collector.json": {"kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary", "kinesis:ListShards",
+                       "s3:PutObject", "sqs:GetQueueUrl"},
     "stream-archiver.json": {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStreamSummary",
-                             "kinesis:ListShards", "s3:PutObject", "s3:GetObject", "s3:ListBucket"},
+                             "kinesis:ListShards", "s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:GetQueueUrl"},
     "transcoder.json": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                         "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage", "s3:GetObject", "s3:PutObject"},
     "warehouse-loader.json": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",

@@ -92,3 +92,25 @@ async fn bind(address: &str, port: u16) -> anyhow::Result<TcpListener> {
         .await
         .with_context(|| format!("binding {addr}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The compose stack's file has the keys the Helm chart renders from its
+    /// `config:` values; an unknown or misplaced key there would stop the
+    /// collector at startup.
+    #[test]
+    fn reads_the_shared_config_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/compose/sluice.toml");
+        let config: Config = load_config(Some(&path), "SLUICE_COLLECTOR_TEST").unwrap();
+        let collector = &config.collector;
+        assert_eq!(collector.limits.max_event_bytes, 32_768);
+        assert_eq!(collector.max_request_bytes, 5_242_880);
+        assert!(collector.allow_anonymous);
+        assert_eq!(collector.sources["local"], "wk_local_dev");
+        assert_eq!(config.backends.stream.name, "sluice-events");
+    }
+}
