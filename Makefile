@@ -34,3 +34,4 @@ bench:
 	$(CARGO) bench -p sluice-archiver --bench archive_throughput
 	bash crates/sluice-transcoder/bench/run.sh
 	$(CARGO) bench -p sluice-loader --bench load
+	$(CARGO) bench -p sluice-e2e --bench freshness

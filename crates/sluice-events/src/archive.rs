@@ -40,7 +40,13 @@ impl ArchiveWriter {
     /// buffer never grows by copying itself (reserved pages that are never
     /// written cost no memory).
     pub fn with_capacity(capacity: usize) -> Self {
-        let mut out = Vec::with_capacity(HEADER_ROOM + capacity);
+        Self::with_buffer(Vec::with_capacity(HEADER_ROOM + capacity))
+    }
+
+    /// Builds the object in `buffer`, emptied first: a buffer kept from an
+    /// earlier object is reused with its pages already mapped.
+    pub fn with_buffer(mut out: Vec<u8>) -> Self {
+        out.clear();
         out.resize(HEADER_ROOM, 0);
         let encoder = zstd::stream::Encoder::new(out, ZSTD_LEVEL).expect("zstd encoder over a Vec");
         Self {
@@ -61,6 +67,62 @@ impl ArchiveWriter {
             .expect("writing into a Vec cannot fail");
     }
 
+    /// [`ArchiveWriter::push`] from borrowed fields: the same bytes, without
+    /// building an `ArchivedRecord` (which would copy `data` into it) or
+    /// framing `data` before compressing it. Only the few bytes in front of
+    /// `data` are framed; `data` goes to the compressor as it is.
+    pub fn push_parts(
+        &mut self,
+        sequence_number: &str,
+        arrival_us: i64,
+        partition_key: &str,
+        data: &[u8],
+    ) {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+        // Proto3 as prost encodes it: fields in number order, defaults left out.
+        let delimited = |len: usize| 1 + encoded_len_varint(len as u64) + len;
+        let mut body_len = 0;
+        if !sequence_number.is_empty() {
+            body_len += delimited(sequence_number.len());
+        }
+        if arrival_us != 0 {
+            body_len += 1 + encoded_len_varint(arrival_us as u64);
+        }
+        if !partition_key.is_empty() {
+            body_len += delimited(partition_key.len());
+        }
+        if !data.is_empty() {
+            body_len += delimited(data.len());
+        }
+        let frame = &mut self.frame;
+        frame.clear();
+        encode_varint(body_len as u64, frame);
+        if !sequence_number.is_empty() {
+            encode_key(1, WireType::LengthDelimited, frame);
+            encode_varint(sequence_number.len() as u64, frame);
+            frame.extend_from_slice(sequence_number.as_bytes());
+        }
+        if arrival_us != 0 {
+            encode_key(2, WireType::Varint, frame);
+            encode_varint(arrival_us as u64, frame);
+        }
+        if !partition_key.is_empty() {
+            encode_key(3, WireType::LengthDelimited, frame);
+            encode_varint(partition_key.len() as u64, frame);
+            frame.extend_from_slice(partition_key.as_bytes());
+        }
+        if !data.is_empty() {
+            encode_key(4, WireType::LengthDelimited, frame);
+            encode_varint(data.len() as u64, frame);
+        }
+        self.uncompressed_bytes += (frame.len() + data.len()) as u64;
+        self.encoder
+            .write_all(frame)
+            .and_then(|()| self.encoder.write_all(data))
+            .expect("writing into a Vec cannot fail");
+    }
+
     /// Bytes of framed records added so far, before compression.
     pub fn uncompressed_bytes(&self) -> u64 {
         self.uncompressed_bytes
@@ -75,6 +137,14 @@ impl ArchiveWriter {
     /// [`ArchiveWriter::finish`] without moving the records: the magic and
     /// header are written into the room in front of them.
     pub fn finish_bytes(self, header: &ArchiveHeader) -> Bytes {
+        let (out, start) = self.finish_in_place(header);
+        Bytes::from(out).slice(start..)
+    }
+
+    /// [`ArchiveWriter::finish_bytes`] as the buffer and where the object
+    /// starts in it (`buffer[start..]`), so the caller can keep the buffer
+    /// for the next object.
+    pub fn finish_in_place(self, header: &ArchiveHeader) -> (Vec<u8>, usize) {
         let mut out = self
             .encoder
             .finish()
@@ -88,11 +158,11 @@ impl ArchiveWriter {
         match HEADER_ROOM.checked_sub(head.len()) {
             Some(start) => {
                 out[start..HEADER_ROOM].copy_from_slice(&head);
-                Bytes::from(out).slice(start..)
+                (out, start)
             }
             None => {
                 head.extend_from_slice(&out[HEADER_ROOM..]);
-                Bytes::from(head)
+                (head, 0)
             }
         }
     }
@@ -192,6 +262,31 @@ mod tests {
         let mut presized = ArchiveWriter::with_capacity(1 << 20);
         records.iter().for_each(|r| presized.push(r));
         assert_eq!(presized.finish_bytes(&header(10, 1009, 1000)), object);
+    }
+
+    #[test]
+    fn pushing_parts_frames_like_prost() {
+        let mut records: Vec<_> = (10..300).map(record).collect();
+        records.push(ArchivedRecord::default());
+        records.push(ArchivedRecord {
+            arrival_us: -5,
+            data: vec![1; 300],
+            ..Default::default()
+        });
+        records.push(ArchivedRecord {
+            sequence_number: "s".repeat(200),
+            partition_key: "k".repeat(256),
+            ..Default::default()
+        });
+        let (mut whole, mut parts) = (ArchiveWriter::new(), ArchiveWriter::with_buffer(vec![9; 7]));
+        for r in &records {
+            whole.push(r);
+            parts.push_parts(&r.sequence_number, r.arrival_us, &r.partition_key, &r.data);
+        }
+        assert_eq!(whole.uncompressed_bytes(), parts.uncompressed_bytes());
+        let header = header(10, 299, records.len() as u64);
+        let (buffer, start) = parts.finish_in_place(&header);
+        assert_eq!(whole.finish(&header), buffer[start..]);
     }
 
     #[test]
