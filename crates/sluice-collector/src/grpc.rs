@@ -88,6 +88,7 @@ impl GrpcCollector {
                 .iter()
                 .map(|t| t.as_ref().map(String::as_str).map_err(Clone::clone))
                 .collect(),
+            parsed: false,
             write_key: None,
             sent_at_us: None,
             default_type: None,

@@ -97,7 +97,12 @@ impl Intake {
                 if let Some(offset) = text.and_then(|t| t.invalid_in(json)) {
                     return Err(Reject::InvalidUtf8 { offset });
                 }
-                envelope_from_json(json, &ctx, &self.config.limits).map_err(Reject::Event)
+                let limits = &self.config.limits;
+                match decoded.parsed {
+                    true => ctx.envelope_from_parsed_json(json, limits),
+                    false => envelope_from_json(json, &ctx, limits),
+                }
+                .map_err(Reject::Event)
             });
             match envelope {
                 Ok(envelope) => {

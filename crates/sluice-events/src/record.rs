@@ -6,6 +6,8 @@
 //! protobuf, compressed by the codec. The magic lets a reader refuse foreign
 //! records with a clear error instead of decoding garbage.
 
+use std::cell::RefCell;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 
@@ -31,20 +33,76 @@ pub fn encoded_len_in_batch(envelope: &Envelope) -> usize {
 
 /// Encodes envelopes into one record, compressed with zstd.
 pub fn encode_record(events: &[Envelope]) -> Bytes {
-    let batch_len: usize = events.iter().map(encoded_len_in_batch).sum();
-    let mut plain = Vec::with_capacity(batch_len);
-    for event in events {
-        // Field 1 of EventBatch, repeated: same bytes as encoding the batch.
-        prost::encoding::message::encode(1, event, &mut plain);
-    }
-    let compressed =
-        zstd::bulk::compress(&plain, ZSTD_LEVEL).expect("zstd compression of a buffer in memory");
-    let mut out = BytesMut::with_capacity(MAGIC.len() + 1 + compressed.len());
-    out.put_slice(MAGIC);
-    out.put_u8(CODEC_ZSTD);
-    out.put_slice(&compressed);
-    out.freeze()
+    ENCODER.with(|encoder| encoder.borrow_mut().encode(events))
 }
+
+thread_local! {
+    /// Reused per thread: a compression context costs more to create than
+    /// a small record costs to compress, and freeing buffers of records'
+    /// size makes the allocator consolidate its free lists every time.
+    static ENCODER: RefCell<Encoder> = RefCell::new(Encoder::default());
+}
+
+#[derive(Default)]
+struct Encoder {
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    plain: Vec<u8>,
+    compressed: Vec<u8>,
+    lens: Vec<usize>,
+}
+
+impl Encoder {
+    fn encode(&mut self, events: &[Envelope]) -> Bytes {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+
+        // Each envelope's length once: for the buffer's size and its prefix
+        // (`prost::encoding::message::encode` would compute it again).
+        self.lens.clear();
+        self.lens.extend(events.iter().map(Message::encoded_len));
+        let batch_len: usize = self
+            .lens
+            .iter()
+            .map(|&len| 1 + prost::length_delimiter_len(len) + len)
+            .sum();
+        let plain = &mut self.plain;
+        plain.clear();
+        plain.reserve(batch_len);
+        for (event, &len) in events.iter().zip(&self.lens) {
+            // Field 1 of EventBatch, repeated: same bytes as encoding the batch.
+            encode_key(1, WireType::LengthDelimited, plain);
+            encode_varint(len as u64, plain);
+            event.encode_raw(plain);
+        }
+        debug_assert_eq!(plain.len(), batch_len);
+
+        let compressor = match &mut self.compressor {
+            Some(compressor) => compressor,
+            none => none.insert(
+                zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context at a valid level"),
+            ),
+        };
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(plain.len()));
+        compressor
+            .compress_to_buffer(plain.as_slice(), &mut self.compressed)
+            .expect("zstd compression of a buffer in memory");
+        let mut out = BytesMut::with_capacity(MAGIC.len() + 1 + self.compressed.len());
+        out.put_slice(MAGIC);
+        out.put_u8(CODEC_ZSTD);
+        out.put_slice(&self.compressed);
+        // A one-off huge record does not stay pinned in every thread.
+        for buffer in [&mut self.plain, &mut self.compressed] {
+            if buffer.capacity() > KEEP_BUFFER_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+        out.freeze()
+    }
+}
+
+/// Buffers up to this size are kept for the next record.
+const KEEP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Decodes a record written by [`encode_record`].
 pub fn decode_record(record: &[u8]) -> Result<Vec<Envelope>, EventError> {

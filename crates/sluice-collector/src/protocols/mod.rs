@@ -20,6 +20,9 @@ pub struct Decoded<'a> {
     /// The protocol's name, kept in each envelope's collector metadata.
     pub protocol: &'static str,
     pub events: Vec<EventText<'a>>,
+    /// Whether a JSON parser has already accepted each event's text (it was
+    /// cut out of a parsed body), so it need not be parsed again.
+    pub parsed: bool,
     /// A write key the body carries (`writeKey`); the Authorization header
     /// is used when there is none.
     pub write_key: Option<String>,

@@ -11,22 +11,27 @@ use crate::CollectorError;
 pub const PROTOCOL: &str = "native";
 
 pub fn decode(body: &str) -> Result<Decoded<'_>, CollectorError> {
-    let events = if body.trim_start().starts_with('[') {
-        serde_json::from_str::<Vec<&RawValue>>(body)
+    // Array elements were parsed with the array; NDJSON lines were not.
+    let (events, parsed) = if body.trim_start().starts_with('[') {
+        let events = serde_json::from_str::<Vec<&RawValue>>(body)
             .map_err(|e| CollectorError::Json(e.to_string()))?
             .into_iter()
             .map(|raw| Ok(raw.get()))
-            .collect()
+            .collect();
+        (events, true)
     } else {
-        body.lines()
+        let events = body
+            .lines()
             .map(str::trim)
             .filter(|line| !line.is_empty())
             .map(Ok)
-            .collect()
+            .collect();
+        (events, false)
     };
     Ok(Decoded {
         protocol: PROTOCOL,
         events,
+        parsed,
         write_key: None,
         sent_at_us: None,
         default_type: None,

@@ -71,6 +71,7 @@ pub fn decode_batch(body: &str) -> Result<Decoded<'_>, CollectorError> {
     Ok(Decoded {
         protocol: PROTOCOL,
         events: batch.batch.into_iter().map(|raw| Ok(raw.get())).collect(),
+        parsed: true,
         write_key: batch.write_key,
         sent_at_us,
         default_type: None,
@@ -105,6 +106,8 @@ pub fn decode_single(body: &str, kind: EventType) -> Result<Decoded<'_>, Collect
     Ok(Decoded {
         protocol: PROTOCOL,
         events: vec![Ok(event)],
+        // Parsed whole for its write key.
+        parsed: true,
         write_key: meta.write_key,
         sent_at_us: None,
         default_type: Some(kind),

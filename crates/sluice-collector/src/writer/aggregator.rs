@@ -114,7 +114,13 @@ impl Aggregator {
     }
 
     fn close_open(&mut self) {
-        let record = std::mem::take(&mut self.open);
+        // The next record likely holds as many events: room for them at
+        // once instead of growing through every power of two.
+        let next = Record {
+            events: Vec::with_capacity(self.open.events.len()),
+            ..Record::default()
+        };
+        let record = std::mem::replace(&mut self.open, next);
         self.metrics
             .events_per_record
             .observe(record.events.len() as f64);
