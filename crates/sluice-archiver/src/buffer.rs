@@ -1,21 +1,27 @@
 //! A shard's records waiting to become one object, and when to write it.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use sluice_backends::{SequenceNumber, StreamRecord};
 use sluice_events::ArchiveWriter;
-use sluice_events::proto::{ArchiveHeader, ArchivedRecord};
+use sluice_events::proto::ArchiveHeader;
 
 use crate::keys::object_key;
 
 /// Records held for one object, compressed as they arrive (so a 64 MiB
 /// object does not hold 64 MiB of memory).
 pub(crate) struct ShardBuffer {
-    writer: ArchiveWriter,
+    /// Opened by the first record of each object.
+    writer: Option<ArchiveWriter>,
     /// Reserved for each object's compressed records: the size limit, so
     /// the buffer of a full object never grows by copying itself.
     object_bytes: usize,
+    /// The last object's buffer, back once its put is done and every copy
+    /// of its body is dropped: the next object reuses it, pages already
+    /// mapped, instead of faulting in a fresh one.
+    spare: Spare,
     first: Option<(SequenceNumber, SystemTime)>,
     last: Option<SequenceNumber>,
     records: u64,
@@ -38,8 +44,9 @@ pub(crate) struct SealedObject {
 impl ShardBuffer {
     pub fn new(object_bytes: usize) -> Self {
         Self {
-            writer: ArchiveWriter::with_capacity(object_bytes),
+            writer: None,
             object_bytes,
+            spare: Spare::default(),
             first: None,
             last: None,
             records: 0,
@@ -68,18 +75,34 @@ impl ShardBuffer {
         }
         self.records += 1;
         self.data_bytes += record.data.len() as u64;
-        self.writer.push(&ArchivedRecord {
-            sequence_number: record.sequence_number.to_string(),
-            arrival_us,
-            partition_key: record.partition_key,
-            data: record.data.into(),
+        let writer = self.writer.get_or_insert_with(|| match self.spare.take() {
+            Some(buffer) if buffer.capacity() >= self.object_bytes => {
+                ArchiveWriter::with_buffer(buffer)
+            }
+            _ => ArchiveWriter::with_buffer(object_buffer(self.object_bytes)),
         });
+        // Framed straight from the record: its data is not copied before
+        // the compressor reads it.
+        writer.push_parts(
+            &record.sequence_number.to_string(),
+            arrival_us,
+            &record.partition_key,
+            &record.data,
+        );
         self.last = Some(record.sequence_number);
+    }
+
+    /// Frees the last object's buffer if it is back: for a shard caught up
+    /// with its stream, which needs no large buffer soon.
+    pub fn release_spare(&mut self) {
+        drop(self.spare.take());
     }
 
     /// Bytes of framed records so far, before compression.
     pub fn framed_bytes(&self) -> u64 {
-        self.writer.uncompressed_bytes()
+        self.writer
+            .as_ref()
+            .map_or(0, ArchiveWriter::uncompressed_bytes)
     }
 
     pub fn opened_at(&self) -> Option<Instant> {
@@ -88,8 +111,11 @@ impl ShardBuffer {
 
     /// Finishes the object and empties the buffer; `None` when empty.
     pub fn seal(&mut self, stream: &str, shard_id: &str) -> Option<SealedObject> {
+        let spare = self.spare.clone();
         let taken = std::mem::replace(self, Self::new(self.object_bytes));
+        self.spare = spare;
         let ((first, first_arrival), last) = (taken.first?, taken.last?);
+        let writer = taken.writer?;
         let header = ArchiveHeader {
             stream: stream.to_owned(),
             shard_id: shard_id.to_owned(),
@@ -100,12 +126,83 @@ impl ShardBuffer {
         };
         Some(SealedObject {
             key: object_key(stream, shard_id, &first, &last, first_arrival),
-            body: taken.writer.finish_bytes(&header),
+            body: self.spare.wrap(writer.finish_in_place(&header)),
             first,
             last,
             records: taken.records,
             data_bytes: taken.data_bytes,
         })
+    }
+}
+
+/// An empty buffer for an object of up to `object_bytes` (plus its header).
+fn object_buffer(object_bytes: usize) -> Vec<u8> {
+    let buffer = Vec::with_capacity(object_bytes + 4096);
+    advise_huge_pages(&buffer);
+    buffer
+}
+
+/// Asks for the buffer to be mapped in 2 MiB pages as it is written: a
+/// 64 MiB object then costs 32 page faults instead of 16,384. Only advice;
+/// where transparent huge pages are off, nothing changes.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buffer: &Vec<u8>) {
+    const HUGE_PAGE: usize = 2 << 20;
+    let at = buffer.as_ptr() as usize;
+    let (start, end) = (
+        at.next_multiple_of(HUGE_PAGE),
+        (at + buffer.capacity()) / HUGE_PAGE * HUGE_PAGE,
+    );
+    if end > start {
+        // SAFETY: madvise only changes how the kernel backs these pages,
+        // which the buffer owns and nothing else maps; their contents and
+        // validity stay the same whether the advice is taken or not.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_: &Vec<u8>) {}
+
+/// Where a sealed object's buffer goes back once the object is written.
+#[derive(Clone, Default)]
+struct Spare(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Spare {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.take()
+    }
+
+    /// The object `buffer[start..]`, as a body that hands `buffer` back here
+    /// when its last copy is dropped.
+    fn wrap(&self, (buffer, start): (Vec<u8>, usize)) -> Bytes {
+        Bytes::from_owner(Returned {
+            buffer,
+            start,
+            spare: self.clone(),
+        })
+    }
+}
+
+struct Returned {
+    buffer: Vec<u8>,
+    start: usize,
+    spare: Spare,
+}
+
+impl AsRef<[u8]> for Returned {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+}
+
+impl Drop for Returned {
+    fn drop(&mut self) {
+        if let Ok(mut spare) = self.spare.0.lock() {
+            *spare = Some(std::mem::take(&mut self.buffer));
+        }
     }
 }
 
@@ -184,6 +281,43 @@ mod tests {
         assert_eq!(
             policy.due(&buffer, t0 + Duration::from_secs(160)),
             Some(FlushReason::Age)
+        );
+    }
+
+    #[test]
+    fn reuses_an_object_buffer_once_its_body_is_dropped() {
+        let t0 = Instant::now();
+        let mut buffer = ShardBuffer::new(1 << 20);
+        buffer.push(record(1, 1_000), t0);
+        let first = buffer.seal("s", "shard").unwrap();
+        let at = first.body.as_ptr();
+        let copy = first.body.clone();
+        drop(first);
+        // Still in use: the next object gets a fresh buffer.
+        buffer.push(record(2, 1_000), t0);
+        let second = buffer.seal("s", "shard").unwrap();
+        let second_at = second.body.as_ptr();
+        assert_ne!(second_at, at);
+        drop((copy, second));
+        buffer.push(record(3, 1_000), t0);
+        let third = buffer.seal("s", "shard").unwrap();
+        let (header, records) = sluice_events::decode_archive(&third.body).unwrap();
+        assert_eq!(
+            (header.record_count, records[0].partition_key.as_str()),
+            (1, "pk3")
+        );
+        // The second object's buffer, which went back last.
+        assert_eq!(third.body.as_ptr(), second_at);
+        drop(third);
+        buffer.release_spare();
+        buffer.push(record(4, 1_000), t0);
+        let fourth = buffer.seal("s", "shard").unwrap();
+        assert_eq!(
+            sluice_events::decode_archive(&fourth.body)
+                .unwrap()
+                .0
+                .first_sequence,
+            "4"
         );
     }
 

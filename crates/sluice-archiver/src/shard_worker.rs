@@ -169,6 +169,7 @@ impl<'a> Worker<'a> {
                             next_read = next_read.max(Instant::now() + settings.idle_poll);
                             if self.buffer.is_empty() {
                                 self.settled_at = Instant::now();
+                                self.buffer.release_spare();
                             }
                         }
                         if self.take(batch).await? {

@@ -1,10 +1,9 @@
 //! Raw archive objects: what the stream-archiver writes to `raw/` and the
 //! transcoder reads. See `proto/sluice/v1/archive.proto` for the layout.
 
-use std::io::Write;
-
 use bytes::Bytes;
 use prost::Message;
+use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
 
 use crate::EventError;
 use crate::proto::{ArchiveHeader, ArchivedRecord};
@@ -21,12 +20,17 @@ pub const MAX_ARCHIVE_DECODED_BYTES: u64 = 1 << 32;
 /// 100 bytes, 450 with Kinesis' longest names and sequence numbers; a longer
 /// one still works, at the cost of that copy.
 const HEADER_ROOM: usize = 512;
+/// Free room the compressor is always given in the output, so that every
+/// call makes progress (zstd's recommended output chunk).
+const OUT_ROOM: usize = 1 << 17;
 
 /// Builds one archive object incrementally, compressing records as they are
 /// added, so a shard's buffer is held compressed. The output starts with
 /// [`HEADER_ROOM`] bytes kept for the header.
 pub struct ArchiveWriter {
-    encoder: zstd::stream::Encoder<'static, Vec<u8>>,
+    /// Compresses straight into `out`, with no staging buffer in between.
+    encoder: Encoder<'static>,
+    out: Vec<u8>,
     frame: Vec<u8>,
     uncompressed_bytes: u64,
 }
@@ -48,9 +52,9 @@ impl ArchiveWriter {
     pub fn with_buffer(mut out: Vec<u8>) -> Self {
         out.clear();
         out.resize(HEADER_ROOM, 0);
-        let encoder = zstd::stream::Encoder::new(out, ZSTD_LEVEL).expect("zstd encoder over a Vec");
         Self {
-            encoder,
+            encoder: Encoder::new(ZSTD_LEVEL).expect("zstd encoder"),
+            out,
             frame: Vec::new(),
             uncompressed_bytes: 0,
         }
@@ -62,9 +66,7 @@ impl ArchiveWriter {
             .encode_length_delimited(&mut self.frame)
             .expect("encoding into a Vec cannot fail");
         self.uncompressed_bytes += self.frame.len() as u64;
-        self.encoder
-            .write_all(&self.frame)
-            .expect("writing into a Vec cannot fail");
+        compress(&mut self.encoder, &mut self.out, &self.frame);
     }
 
     /// [`ArchiveWriter::push`] from borrowed fields: the same bytes, without
@@ -117,10 +119,8 @@ impl ArchiveWriter {
             encode_varint(data.len() as u64, frame);
         }
         self.uncompressed_bytes += (frame.len() + data.len()) as u64;
-        self.encoder
-            .write_all(frame)
-            .and_then(|()| self.encoder.write_all(data))
-            .expect("writing into a Vec cannot fail");
+        compress(&mut self.encoder, &mut self.out, frame);
+        compress(&mut self.encoder, &mut self.out, data);
     }
 
     /// Bytes of framed records added so far, before compression.
@@ -145,10 +145,21 @@ impl ArchiveWriter {
     /// starts in it (`buffer[start..]`), so the caller can keep the buffer
     /// for the next object.
     pub fn finish_in_place(self, header: &ArchiveHeader) -> (Vec<u8>, usize) {
-        let mut out = self
-            .encoder
-            .finish()
-            .expect("finishing zstd into a Vec cannot fail");
+        let Self {
+            mut encoder,
+            mut out,
+            ..
+        } = self;
+        loop {
+            make_room(&mut out);
+            let pos = out.len();
+            let left = encoder
+                .finish(&mut OutBuffer::around_pos(&mut out, pos), true)
+                .expect("finishing zstd in memory cannot fail");
+            if left == 0 {
+                break;
+            }
+        }
         let len = header.encoded_len();
         let mut head = Vec::with_capacity(MAGIC.len() + prost::length_delimiter_len(len) + len);
         head.extend_from_slice(MAGIC);
@@ -165,6 +176,25 @@ impl ArchiveWriter {
                 (head, 0)
             }
         }
+    }
+}
+
+/// Compresses `data` onto the end of `out`, growing it only when it lacks
+/// [`OUT_ROOM`].
+fn compress(encoder: &mut Encoder<'static>, out: &mut Vec<u8>, data: &[u8]) {
+    let mut input = InBuffer::around(data);
+    while input.pos() < data.len() {
+        make_room(out);
+        let pos = out.len();
+        encoder
+            .run(&mut input, &mut OutBuffer::around_pos(out, pos))
+            .expect("zstd compression in memory cannot fail");
+    }
+}
+
+fn make_room(out: &mut Vec<u8>) {
+    if out.capacity() - out.len() < OUT_ROOM {
+        out.reserve(OUT_ROOM);
     }
 }
 
