@@ -23,6 +23,12 @@ pub enum RuntimeError {
 
     #[error("{unfinished} task(s) still running {grace:?} after shutdown began")]
     ShutdownTimeout { unfinished: usize, grace: Duration },
+
+    #[error(transparent)]
+    Stage(Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("the stage panicked: {0}")]
+    StagePanicked(#[from] tokio::task::JoinError),
 }
 
 impl From<figment::Error> for RuntimeError {

@@ -1,8 +1,9 @@
 //! Configuration, logging, admin endpoints and shutdown for every Sluice service.
 //!
-//! A service's `main` reads its config with [`load_config`], calls
-//! [`init_logging`], serves [`serve_admin`] next to its own work, and on
-//! [`shutdown_signal`] cancels its [`Shutdown`] and waits for tracked tasks.
+//! A stage's `main` reads its config with [`load_config`], calls
+//! [`init_logging`] and [`shutdown_signal`], connects its backends, and hands
+//! its work to [`run_stage`], which serves the admin endpoints next to it and
+//! drains it on the signal.
 
 mod admin;
 mod config;
@@ -10,6 +11,7 @@ mod error;
 mod logging;
 mod metrics;
 mod shutdown;
+mod stage;
 
 pub use admin::{Readiness, serve_admin};
 pub use config::{config_path, load_config};
@@ -17,3 +19,4 @@ pub use error::RuntimeError;
 pub use logging::{LogFormat, init_logging};
 pub use metrics::render_metrics;
 pub use shutdown::{Shutdown, shutdown_signal};
+pub use stage::run_stage;

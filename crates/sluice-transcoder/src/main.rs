@@ -8,8 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_runtime::{
-    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
-    shutdown_signal,
+    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
 use sluice_transcoder::{TranscoderConfig, serve};
 use tokio::net::TcpListener;
@@ -42,18 +41,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting the object store and queues")?;
 
-    let registry = prometheus::Registry::new();
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::new();
-    shutdown.spawn(serve_admin(
+    run_stage(
+        signal,
         admin,
-        registry.clone(),
-        readiness.clone(),
-        shutdown.token().cancelled_owned(),
-    ));
-    let mut transcoder = {
-        let (registry, token) = (registry.clone(), shutdown.token());
-        shutdown.spawn(async move {
+        SHUTDOWN_GRACE,
+        |registry, token| async move {
             serve(
                 config.transcoder,
                 backends.objects,
@@ -64,19 +56,8 @@ async fn main() -> anyhow::Result<()> {
                 token,
             )
             .await
-        })
-    };
-    readiness.set_ready(true);
-
-    tokio::select! {
-        () = signal => {}
-        // It returns early only on a bad config or a failed start.
-        finished = &mut transcoder => {
-            shutdown.drain(SHUTDOWN_GRACE).await?;
-            return finished?.context("transcoder failed");
-        }
-    }
-    readiness.set_ready(false);
-    shutdown.drain(SHUTDOWN_GRACE).await?;
-    transcoder.await?.context("transcoder failed")
+        },
+    )
+    .await
+    .context("transcoder failed")
 }

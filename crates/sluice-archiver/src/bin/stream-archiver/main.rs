@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use sluice_archiver::{ArchiverConfig, serve};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_runtime::{
-    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
-    shutdown_signal,
+    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
 use tokio::net::TcpListener;
 
@@ -41,18 +40,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting the stream and object store")?;
 
-    let registry = prometheus::Registry::new();
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::new();
-    shutdown.spawn(serve_admin(
+    run_stage(
+        signal,
         admin,
-        registry.clone(),
-        readiness.clone(),
-        shutdown.token().cancelled_owned(),
-    ));
-    let mut archiver = {
-        let (registry, token) = (registry.clone(), shutdown.token());
-        shutdown.spawn(async move {
+        SHUTDOWN_GRACE,
+        |registry, token| async move {
             serve(
                 config.archiver,
                 backends.stream,
@@ -62,19 +54,8 @@ async fn main() -> anyhow::Result<()> {
                 token,
             )
             .await
-        })
-    };
-    readiness.set_ready(true);
-
-    tokio::select! {
-        () = signal => {}
-        // It returns early only on a bad config or a failed start.
-        finished = &mut archiver => {
-            shutdown.drain(SHUTDOWN_GRACE).await?;
-            return finished?.context("stream archiver failed");
-        }
-    }
-    readiness.set_ready(false);
-    shutdown.drain(SHUTDOWN_GRACE).await?;
-    archiver.await?.context("stream archiver failed")
+        },
+    )
+    .await
+    .context("stream archiver failed")
 }

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_collector::{CollectorConfig, Listeners, serve};
 use sluice_runtime::{
-    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
-    shutdown_signal,
+    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
 use tokio::net::TcpListener;
 
@@ -48,40 +47,25 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting the stream and object store")?;
 
-    let registry = prometheus::Registry::new();
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::new();
-    shutdown.spawn(serve_admin(
+    run_stage(
+        signal,
         admin,
-        registry.clone(),
-        readiness.clone(),
-        shutdown.token().cancelled_owned(),
-    ));
-    let collector = shutdown.spawn({
-        let (registry, token) = (registry.clone(), shutdown.token());
-        async move {
+        SHUTDOWN_GRACE,
+        |registry, token| async move {
+            let (stream, objects) = (backends.stream, backends.objects);
             serve(
                 config.collector,
                 listeners,
-                backends.stream,
-                backends.objects,
+                stream,
+                objects,
                 &registry,
                 token,
             )
             .await
-        }
-    });
-    readiness.set_ready(true);
-
-    tokio::select! {
-        () = signal => {}
-        () = shutdown.cancelled() => {}
-    }
-    // Out of the load balancer first, then drain.
-    readiness.set_ready(false);
-    shutdown.drain(SHUTDOWN_GRACE).await?;
-    collector.await?.context("collector failed")?;
-    Ok(())
+        },
+    )
+    .await
+    .context("collector failed")
 }
 
 async fn bind(address: &str, port: u16) -> anyhow::Result<TcpListener> {

@@ -5,13 +5,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_loader::{LoaderConfig, WarehouseConfig, connect_warehouse, serve};
 use sluice_runtime::{
-    LogFormat, Readiness, Shutdown, config_path, init_logging, load_config, serve_admin,
-    shutdown_signal,
+    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
 use tokio::net::TcpListener;
 
@@ -41,45 +39,32 @@ async fn main() -> anyhow::Result<()> {
     let admin = TcpListener::bind(&admin_addr)
         .await
         .with_context(|| format!("binding the admin port {admin_addr}"))?;
-    let registry = Registry::new();
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::new();
-    shutdown.spawn(serve_admin(
-        admin,
-        registry.clone(),
-        readiness.clone(),
-        shutdown.token().cancelled_owned(),
-    ));
-
     let warehouse = connect_warehouse(&config.warehouse)
         .await
         .context("connecting the warehouse")?;
     let backends = connect(&config.backends)
         .await
         .context("connecting the object store and queues")?;
-    let token = shutdown.token();
-    let loader = shutdown.spawn(async move {
-        serve(
-            config.loader,
-            warehouse,
-            backends.objects,
-            backends.load_queue,
-            backends.load_dlq,
-            &registry,
-            token,
-        )
-        .await
-    });
-    readiness.set_ready(true);
-
-    tokio::select! {
-        () = signal => {}
-        // serve only returns early on an error.
-        result = loader => result??,
-    }
-    readiness.set_ready(false);
-    shutdown.drain(SHUTDOWN_GRACE).await?;
-    Ok(())
+    run_stage(
+        signal,
+        admin,
+        SHUTDOWN_GRACE,
+        |registry, token| async move {
+            let (objects, queue, dlq) = (backends.objects, backends.load_queue, backends.load_dlq);
+            serve(
+                config.loader,
+                warehouse,
+                objects,
+                queue,
+                dlq,
+                &registry,
+                token,
+            )
+            .await
+        },
+    )
+    .await
+    .context("warehouse loader failed")
 }
 
 #[cfg(test)]
