@@ -77,6 +77,8 @@ impl Default for UpConfig {
 pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: UpArgs) -> anyhow::Result<()> {
     let mut config: UpConfig = load_config(config_file, "SLUICE")?;
     init_logging(config.log_format)?;
+    // Installed before anything starts, so an early Ctrl-C still stops cleanly.
+    let signal = sluice_runtime::shutdown_signal()?;
     let collector = &mut config.collector;
     collector.listen_address = args.listen.clone();
     collector.http_port = args.http_port;
@@ -113,7 +115,6 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: UpArgs) -> a
     readiness.set_ready(true);
     print_banner(data_dir, &args);
 
-    let signal = sluice_runtime::shutdown_signal()?;
     let outcome = tokio::select! {
         () = signal => Ok(()),
         failed = stages.first_failure() => failed,
