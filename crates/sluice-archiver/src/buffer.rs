@@ -7,6 +7,7 @@ use bytes::Bytes;
 use sluice_backends::{SequenceNumber, StreamRecord};
 use sluice_events::ArchiveWriter;
 use sluice_events::proto::ArchiveHeader;
+use sluice_events::time::now_us;
 
 use crate::keys::object_key;
 
@@ -122,7 +123,7 @@ impl ShardBuffer {
             first_sequence: first.to_string(),
             last_sequence: last.to_string(),
             record_count: taken.records,
-            created_at_us: chrono::Utc::now().timestamp_micros(),
+            created_at_us: now_us(),
         };
         Some(SealedObject {
             key: object_key(stream, shard_id, &first, &last, first_arrival),

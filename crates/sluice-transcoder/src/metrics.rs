@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use sluice_events::time::now_us;
 
 use crate::TranscodeError;
 
@@ -34,12 +34,6 @@ fn by_cause(registry: &Registry, name: &str, help: &str) -> Result<IntCounterVec
     let c = IntCounterVec::new(Opts::new(name, help), &["cause"])?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 impl Metrics {

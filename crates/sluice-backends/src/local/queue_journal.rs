@@ -85,17 +85,7 @@ fn open_append(path: &Path) -> Result<(File, (u64, u64))> {
 impl Journal {
     /// Opens and replays the journal. Call with the lock held.
     pub fn open(path: PathBuf) -> Result<Self> {
-        let (file, identity) = open_append(&path)?;
-        let mut journal = Journal {
-            path,
-            file,
-            identity,
-            offset: 0,
-            next_compact_check: COMPACT_STEP,
-            messages: BTreeMap::new(),
-            by_id: HashMap::new(),
-            next_order: 0,
-        };
+        let mut journal = Journal::open_empty(path)?;
         journal.catch_up()?;
         Ok(journal)
     }
@@ -155,6 +145,7 @@ impl Journal {
         Ok(())
     }
 
+    /// The journal at `path`, opened for appending, with nothing replayed.
     fn open_empty(path: PathBuf) -> Result<Self> {
         let (file, identity) = open_append(&path)?;
         Ok(Journal {
