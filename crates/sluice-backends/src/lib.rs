@@ -15,7 +15,7 @@ mod stream;
 
 pub use error::{BackendError, Result};
 pub use object_store::{GetObject, ObjectMeta, ObjectStore, PutCondition};
-pub use queue::{Queue, QueueMessage};
+pub use queue::{MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage};
 pub use sequence::SequenceNumber;
 pub use stream::{
     EventStream, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartPosition,

@@ -4,6 +4,12 @@ use async_trait::async_trait;
 
 use crate::Result;
 
+/// SQS's limits, which the local queue enforces too (so a local run fails
+/// where AWS would) and the stages' configs are checked against.
+pub const MAX_RECEIVE: usize = 10;
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
 /// An at-least-once message queue with visibility timeouts: SQS, or a durable
 /// spool on disk. A received message is hidden for the visibility timeout and
 /// delivered again unless it is deleted first; after the configured number of

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_backends::{MAX_VISIBILITY, MAX_WAIT};
 
 use crate::error::{LoaderError, Result};
 
-/// SQS's longest long poll.
-const MAX_POLL_WAIT_SECS: u64 = 20;
-/// SQS's longest visibility timeout (12 hours).
-const MAX_VISIBILITY_SECS: u64 = 43_200;
+const MAX_POLL_WAIT_SECS: u64 = MAX_WAIT.as_secs();
+const MAX_VISIBILITY_SECS: u64 = MAX_VISIBILITY.as_secs();
 
 /// `[loader]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

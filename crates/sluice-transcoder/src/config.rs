@@ -1,13 +1,12 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_backends::{MAX_VISIBILITY, MAX_WAIT};
 
 use crate::TranscodeError;
 
-/// SQS's bound on a long poll.
-const MAX_WAIT_SECS: u64 = 20;
-/// SQS's bound on a visibility timeout (12 hours).
-const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+const MAX_WAIT_SECS: u64 = MAX_WAIT.as_secs();
+const MAX_VISIBILITY_SECS: u64 = MAX_VISIBILITY.as_secs();
 
 /// The `[transcoder]` section of the config file (`SLUICE_TRANSCODER__*`
 /// in the environment).

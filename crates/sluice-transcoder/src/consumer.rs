@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 use prometheus::Registry;
 use serde_json::json;
 use sluice_backends::notification::parse_object_created;
-use sluice_backends::{ObjectStore, PutCondition, Queue, QueueMessage};
+use sluice_backends::{MAX_RECEIVE, ObjectStore, PutCondition, Queue, QueueMessage};
 use sluice_events::{decode_archive_header, encode_manifest};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -20,8 +20,6 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::Metrics;
 use crate::{TranscodeError, TranscoderConfig, transcode};
 
-/// SQS returns at most 10 messages per receive.
-const MAX_RECEIVE: usize = 10;
 /// Pause after a failed receive, so an unreachable queue is not hammered.
 const RECEIVE_BACKOFF: Duration = Duration::from_secs(1);
 

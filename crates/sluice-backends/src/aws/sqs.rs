@@ -9,14 +9,9 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use super::errors::{code_of, from_sdk};
-use crate::{BackendError, Queue, QueueMessage, Result};
+use crate::{BackendError, MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage, Result};
 
 const SERVICE: &str = "sqs";
-
-/// SQS limits: 10 messages per receive, 20 s long poll, 12 h visibility.
-const MAX_MESSAGES: usize = 10;
-const MAX_WAIT_SECS: u64 = 20;
-const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -71,7 +66,7 @@ impl SqsQueue {
 /// the message rather than making it visible at once.
 fn visibility_secs(timeout: Duration) -> Result<i32> {
     let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    if secs > MAX_VISIBILITY_SECS {
+    if secs > MAX_VISIBILITY.as_secs() {
         return Err(BackendError::InvalidArgument(format!(
             "visibility timeout {timeout:?} exceeds the SQS maximum of 12 hours"
         )));
@@ -105,8 +100,8 @@ impl Queue for SqsQueue {
     ) -> Result<Vec<QueueMessage>> {
         // Out-of-range asks are clamped to what SQS allows rather than
         // refused: "up to" semantics hold either way.
-        let max = max.clamp(1, MAX_MESSAGES) as i32;
-        let wait = wait.as_secs().min(MAX_WAIT_SECS) as i32;
+        let max = max.clamp(1, MAX_RECEIVE) as i32;
+        let wait = wait.as_secs().min(MAX_WAIT.as_secs()) as i32;
         let visibility = visibility.map(visibility_secs).transpose()?;
         let output = self
             .client

@@ -18,13 +18,10 @@ use tokio::sync::Notify;
 
 use super::fsutil::{INTERNAL_PREFIX, LockFile, blocking};
 use super::queue_journal::{Journal, Op};
-use crate::{BackendError, Queue, QueueMessage, Result};
+use crate::{BackendError, MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage, Result};
 
-/// SQS limits, enforced so local runs fail where AWS would.
+/// SQS's message size limit, enforced so local runs fail where AWS would.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-pub const MAX_RECEIVE: usize = 10;
-pub const MAX_WAIT: Duration = Duration::from_secs(20);
-pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 /// How often a long poll looks at the disk for other processes' sends.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a message being moved to the dead-letter queue stays hidden; if
