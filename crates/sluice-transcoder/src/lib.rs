@@ -25,6 +25,7 @@ mod metrics;
 pub mod names;
 mod parquet_file;
 mod rejected;
+mod splice;
 mod table;
 mod transcode;
 

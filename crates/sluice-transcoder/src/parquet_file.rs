@@ -6,6 +6,7 @@ use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sluice_events::proto::{Column, ColumnType, TableLoad};
@@ -23,18 +24,6 @@ const JSON_COLUMNS: &[&str] = &["context", "properties", "traits", "raw"];
 pub struct TableFile {
     pub body: Bytes,
     pub load: TableLoad,
-}
-
-/// Writes batches of one table into a Parquet file held in memory; values
-/// are encoded and compressed as each batch arrives, so the batch's arrays
-/// can be dropped at once.
-pub struct TableWriter {
-    table: String,
-    schema: SchemaRef,
-    writer: ArrowWriter<Vec<u8>>,
-    rows: u64,
-    min_time_us: i64,
-    max_time_us: i64,
 }
 
 fn properties(schema: &Schema) -> WriterProperties {
@@ -69,24 +58,90 @@ fn column_type(data_type: &DataType) -> ColumnType {
     }
 }
 
-impl TableWriter {
-    pub fn new(table: &str, schema: SchemaRef) -> Result<Self, TranscodeError> {
-        let props = properties(&schema);
-        let writer =
-            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|source| {
-                TranscodeError::Parquet {
-                    table: table.to_owned(),
-                    source,
-                }
-            })?;
-        Ok(Self {
+/// What a file's load entry says besides its key: its table, columns, rows
+/// and event-time range, kept up to date as rows are written.
+pub struct FileSummary {
+    pub table: String,
+    pub schema: SchemaRef,
+    rows: u64,
+    min_time_us: i64,
+    max_time_us: i64,
+}
+
+impl FileSummary {
+    pub fn new(table: &str, schema: SchemaRef) -> Self {
+        Self {
             table: table.to_owned(),
             schema,
-            writer,
             rows: 0,
             min_time_us: i64::MAX,
             max_time_us: i64::MIN,
-        })
+        }
+    }
+
+    pub fn add(&mut self, rows: u64, min_time_us: i64, max_time_us: i64) {
+        self.rows += rows;
+        self.min_time_us = self.min_time_us.min(min_time_us);
+        self.max_time_us = self.max_time_us.max(max_time_us);
+    }
+
+    pub fn parquet_error(&self, source: parquet::errors::ParquetError) -> TranscodeError {
+        TranscodeError::Parquet {
+            table: self.table.clone(),
+            source,
+        }
+    }
+
+    pub fn into_file(self, body: Vec<u8>, object_key: String) -> TableFile {
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                r#type: column_type(f.data_type()) as i32,
+            })
+            .collect();
+        TableFile {
+            body: Bytes::from(body),
+            load: TableLoad {
+                table: self.table,
+                object_key,
+                row_count: self.rows,
+                columns,
+                min_event_time_us: self.min_time_us,
+                max_event_time_us: self.max_time_us,
+            },
+        }
+    }
+}
+
+/// An Arrow writer into memory with this crate's writer properties.
+pub fn arrow_writer(summary: &FileSummary) -> Result<ArrowWriter<Vec<u8>>, TranscodeError> {
+    let props = properties(&summary.schema);
+    ArrowWriter::try_new(Vec::new(), summary.schema.clone(), Some(props))
+        .map_err(|source| summary.parquet_error(source))
+}
+
+/// Writes batches of one table into a Parquet file held in memory; values
+/// are encoded and compressed as each batch arrives, so the batch's arrays
+/// can be dropped at once.
+pub struct TableWriter {
+    summary: FileSummary,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+/// A finished file with the metadata that locates its column chunks.
+pub struct EncodedFile {
+    pub file: TableFile,
+    pub metadata: ParquetMetaData,
+}
+
+impl TableWriter {
+    pub fn new(table: &str, schema: SchemaRef) -> Result<Self, TranscodeError> {
+        let summary = FileSummary::new(table, schema);
+        let writer = arrow_writer(&summary)?;
+        Ok(Self { summary, writer })
     }
 
     /// Appends rows, given as one array per schema field, whose event times
@@ -97,52 +152,37 @@ impl TableWriter {
         min_time_us: i64,
         max_time_us: i64,
     ) -> Result<(), TranscodeError> {
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| {
-            TranscodeError::Arrow {
-                table: self.table.clone(),
-                source,
-            }
-        })?;
+        let batch =
+            RecordBatch::try_new(self.summary.schema.clone(), columns).map_err(|source| {
+                TranscodeError::Arrow {
+                    table: self.summary.table.clone(),
+                    source,
+                }
+            })?;
         self.writer
             .write(&batch)
-            .map_err(|source| TranscodeError::Parquet {
-                table: self.table.clone(),
-                source,
-            })?;
-        self.rows += batch.num_rows() as u64;
-        self.min_time_us = self.min_time_us.min(min_time_us);
-        self.max_time_us = self.max_time_us.max(max_time_us);
+            .map_err(|source| self.summary.parquet_error(source))?;
+        self.summary
+            .add(batch.num_rows() as u64, min_time_us, max_time_us);
         Ok(())
     }
 
     /// Closes the file, to be stored at `object_key`.
     pub fn finish(self, object_key: String) -> Result<TableFile, TranscodeError> {
-        let body = self
+        Ok(self.finish_encoded(object_key)?.file)
+    }
+
+    /// Closes the file and keeps its Parquet metadata, which locates each
+    /// encoded column chunk so another file can reuse it (see
+    /// [`crate::splice`]).
+    pub fn finish_encoded(mut self, object_key: String) -> Result<EncodedFile, TranscodeError> {
+        let metadata = self
             .writer
-            .into_inner()
-            .map_err(|source| TranscodeError::Parquet {
-                table: self.table.clone(),
-                source,
-            })?;
-        let columns = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                r#type: column_type(f.data_type()) as i32,
-            })
-            .collect();
-        Ok(TableFile {
-            body: Bytes::from(body),
-            load: TableLoad {
-                table: self.table,
-                object_key,
-                row_count: self.rows,
-                columns,
-                min_event_time_us: self.min_time_us,
-                max_event_time_us: self.max_time_us,
-            },
-        })
+            .finish()
+            .map_err(|source| self.summary.parquet_error(source))?;
+        // `finish` wrote the footer and flushed, so the buffer is the file.
+        let body = std::mem::take(self.writer.inner_mut());
+        let file = self.summary.into_file(body, object_key);
+        Ok(EncodedFile { file, metadata })
     }
 }

@@ -132,7 +132,6 @@ pub struct FinishedRows {
     pub standard: Vec<ArrayRef>,
     pub context: Vec<PathColumn>,
     pub payload: Vec<PathColumn>,
-    pub rows: usize,
     pub min_time_us: i64,
     pub max_time_us: i64,
 }
@@ -273,7 +272,6 @@ impl TableRows {
             standard,
             context: self.context_columns.finish(self.rows, unify_context),
             payload: self.payload_columns.finish(self.rows, |_| None),
-            rows: self.rows,
             min_time_us: self.min_time_us,
             max_time_us: self.max_time_us,
         }

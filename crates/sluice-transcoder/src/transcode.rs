@@ -1,17 +1,17 @@
 //! Raw archive object in, Parquet files and a load manifest out: a pure
 //! function, used by the queue consumer and by the benchmark.
 //!
-//! Track events go to `tracks` and to the table of their event name. The
-//! two share their standard columns' arrays, and `tracks` is written one
-//! event table at a time, so an object is held once, as typed columns,
-//! whatever the number of tables. The flattened `context` columns of track
-//! events get one type per column across all event tables (the type
-//! `tracks` needs), so both files agree.
+//! Track events go to `tracks` and to the table of their event name.
+//! `tracks` copies its columns' encoded chunks from the event tables (see
+//! [`crate::splice`]), so an object is held once, as typed columns,
+//! whatever the number of tables, and each value is encoded once. The
+//! flattened `context` columns of track events get one type per column
+//! across all event tables (the type `tracks` needs), so both files agree.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, new_null_array};
+use arrow_array::ArrayRef;
 use arrow_schema::{Field, Schema};
 use serde_json::json;
 use sluice_events::proto::{Envelope, EventType, LoadManifest};
@@ -22,8 +22,9 @@ use crate::column::{PathColumn, Ty};
 use crate::flatten::{Flattened, flatten_object};
 use crate::keys::RawKey;
 use crate::names::{assign_column_names, table_name};
-use crate::parquet_file::{TableFile, TableWriter};
+use crate::parquet_file::{EncodedFile, TableFile, TableWriter};
 use crate::rejected::{self, RejectedRows, Rejection};
+use crate::splice::SplicedWriter;
 use crate::table::{FinishedRows, Kind, TableRows};
 
 /// SQS's message size limit, which the load manifest must fit.
@@ -204,7 +205,7 @@ impl Batch {
             let keys: Vec<Vec<String>> = finished.context.iter().map(|c| c.keys.clone()).collect();
             let mut taken = kind.standard_names().map(str::to_owned).collect();
             let names = assign_column_names(&mut taken, "context_", None, &keys);
-            files.push(write_table(key, &table, kind, finished, names)?);
+            files.push(write_table(key, &table, kind, finished, names)?.file);
         }
         if self.rejected.rows() > 0 {
             let finished = self.rejected.finish();
@@ -264,31 +265,19 @@ fn write_tracks(
             .iter()
             .map(|(name, ty, keys)| flat_field(name, *ty, "context", keys)),
     );
-    let mut tracks = TableWriter::new("tracks", Arc::new(Schema::new(fields)))?;
+    let mut tracks = SplicedWriter::new("tracks", Arc::new(Schema::new(fields)))?;
 
     let mut files = Vec::with_capacity(groups.len() + 1);
     for (table, rows) in groups {
         let finished = rows.finish(|path| unified.get(path).copied());
-        let mut tracks_columns = finished.standard.clone();
-        let by_keys: HashMap<&[String], &ArrayRef> = finished
-            .context
-            .iter()
-            .map(|c| (c.keys.as_slice(), &c.array))
-            .collect();
-        for (_, ty, keys) in &context {
-            let array = match by_keys.get(keys.as_slice()) {
-                Some(&array) => array.clone(),
-                None => new_null_array(&ty.data_type(), finished.rows),
-            };
-            tracks_columns.push(array);
-        }
-        tracks.write(tracks_columns, finished.min_time_us, finished.max_time_us)?;
         let names = finished
             .context
             .iter()
             .map(|c| name_of[c.keys.as_slice()].to_owned())
             .collect();
-        files.push(write_table(key, &table, Kind::Track, finished, names)?);
+        let encoded = write_table(key, &table, Kind::Track, finished, names)?;
+        tracks.append(&encoded)?;
+        files.push(encoded.file);
     }
     files.insert(0, tracks.finish(key.table_key("tracks"))?);
     Ok(files)
@@ -315,7 +304,7 @@ fn write_table(
     kind: Kind,
     finished: FinishedRows,
     context_names: Vec<String>,
-) -> Result<TableFile, TranscodeError> {
+) -> Result<EncodedFile, TranscodeError> {
     let mut taken: HashSet<String> = kind
         .standard_names()
         .map(str::to_owned)
@@ -338,7 +327,7 @@ fn write_table(
     }
     let mut writer = TableWriter::new(table, Arc::new(Schema::new(fields)))?;
     writer.write(arrays, finished.min_time_us, finished.max_time_us)?;
-    writer.finish(key.table_key(table))
+    writer.finish_encoded(key.table_key(table))
 }
 
 fn named(names: Vec<String>, columns: Vec<PathColumn>) -> Vec<(String, PathColumn)> {

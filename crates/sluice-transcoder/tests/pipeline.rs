@@ -11,7 +11,7 @@ use arrow_schema::{DataType, TimeUnit};
 use sluice_backends::notification::object_created_json;
 use sluice_events::proto::{ColumnType, EventType};
 use support::{
-    Harness, T0, Table, archive, archive_of_records, other, table_key, test_config, track,
+    Harness, T0, Table, archive, archive_of_records, other, s, table_key, test_config, track,
 };
 
 macro_rules! on_both_backends {
@@ -47,10 +47,6 @@ on_both_backends!(
 
 fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
 }
 
 /// Every table of the manifest, read back, checked against its entry.

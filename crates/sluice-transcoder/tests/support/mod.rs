@@ -35,6 +35,11 @@ pub const T0: i64 = 1_714_564_800_000_000;
 pub const STREAM: &str = "events";
 pub const SHARD: &str = "shardId-000000000001";
 
+/// A text cell, as the readers below give it.
+pub fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}
+
 pub fn track(id: &str, event: &str, properties: &str) -> Envelope {
     Envelope {
         event_id: id.into(),
