@@ -57,7 +57,10 @@ pub struct CollectorConfig {
     /// 10-20 records/s at a shard's 1 MB/s limit (far below its 1,000
     /// records/s) and one zstd call of about a millisecond.
     pub record_bytes: usize,
-    /// How long the first event of a record waits for others to join it.
+    /// The longest an event waits for others to join it in a record. It
+    /// waits only while a call to the stream is in flight, or less than
+    /// half this since the last call started, so calls are spaced but a
+    /// quiet collector sends at once.
     pub linger_ms: u64,
     /// Bytes of accepted events not yet in the stream. When full, HTTP
     /// answers 503 with `Retry-After` and gRPC `RESOURCE_EXHAUSTED`.

@@ -5,7 +5,7 @@
 use sluice_events::time::now_us;
 
 use sluice_events::proto::CollectorMeta;
-use sluice_events::{IngestContext, encoded_len_in_batch, envelope_from_json};
+use sluice_events::{EncodedEvents, IngestContext};
 
 use crate::auth::Sources;
 use crate::config::AckMode;
@@ -87,9 +87,14 @@ impl Intake {
             },
         };
 
-        let count = decoded.events.len();
-        let mut envelopes = Vec::with_capacity(count);
-        let mut sizes = Vec::with_capacity(count);
+        let json_bytes = decoded.events.iter().flatten().map(|json| json.len()).sum();
+        let mut accepted = EncodedEvents::with_capacity(
+            &ctx.source,
+            &ctx.collector,
+            decoded.events.len(),
+            json_bytes,
+        );
+        let mut event_ids = Vec::new();
         let mut rejected = Vec::new();
         for (index, item) in decoded.events.into_iter().enumerate() {
             let raw = *item.as_ref().unwrap_or(&"");
@@ -97,17 +102,15 @@ impl Intake {
                 if let Some(offset) = text.and_then(|t| t.invalid_in(json)) {
                     return Err(Reject::InvalidUtf8 { offset });
                 }
-                let limits = &self.config.limits;
-                match decoded.parsed {
-                    true => ctx.envelope_from_parsed_json(json, limits),
-                    false => envelope_from_json(json, &ctx, limits),
-                }
-                .map_err(Reject::Event)
+                ctx.envelope_without_meta(json, decoded.parsed, &self.config.limits)
+                    .map_err(Reject::Event)
             });
             match envelope {
                 Ok(envelope) => {
-                    sizes.push(encoded_len_in_batch(&envelope));
-                    envelopes.push(envelope);
+                    accepted.push(&envelope);
+                    if want_ids {
+                        event_ids.push(envelope.event_id);
+                    }
                 }
                 Err(reject) => rejected.push((index, reject, raw)),
             }
@@ -115,16 +118,13 @@ impl Intake {
 
         // Room first: a client told to retry resends the whole request, so
         // its rejected events are kept only once it gets through.
-        let reservation = match envelopes.is_empty() {
+        let reservation = match accepted.is_empty() {
             true => None,
-            false => Some(self.writer.reserve(sizes.iter().sum())?),
+            false => Some(self.writer.reserve(accepted.byte_len())?),
         };
         let mut outcome = Outcome {
-            accepted: envelopes.len(),
-            event_ids: match want_ids {
-                true => envelopes.iter().map(|e| e.event_id.clone()).collect(),
-                false => Vec::new(),
-            },
+            accepted: accepted.len(),
+            event_ids,
             rejections: Vec::with_capacity(rejected.len()),
         };
         for (index, reject, raw) in rejected {
@@ -146,7 +146,7 @@ impl Intake {
         }
 
         if let Some(reservation) = reservation {
-            let written = self.writer.submit(envelopes, sizes, reservation)?;
+            let written = self.writer.submit(accepted, reservation)?;
             if self.config.ack == AckMode::Stream {
                 written
                     .await

@@ -4,6 +4,7 @@
 //! messages.
 
 mod archive;
+mod batch;
 pub mod demo;
 mod error;
 mod json;
@@ -20,8 +21,11 @@ pub mod proto {
 pub use archive::{
     ArchiveWriter, MAX_ARCHIVE_DECODED_BYTES, decode_archive, decode_archive_header,
 };
+pub use batch::EncodedEvents;
 pub use error::EventError;
 pub use json::{IngestContext, envelope_from_json};
 pub use limits::Limits;
 pub use manifest::{decode_manifest, encode_manifest};
-pub use record::{MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch};
+pub use record::{
+    MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch, record_from_batch,
+};

@@ -36,6 +36,13 @@ pub fn encode_record(events: &[Envelope]) -> Bytes {
     ENCODER.with(|encoder| encoder.borrow_mut().encode(events))
 }
 
+/// Makes one record of `EventBatch` bytes, such as a run of
+/// [`crate::EncodedEvents`] entries: the same record as [`encode_record`]
+/// of the envelopes they hold.
+pub fn record_from_batch(batch: &[u8]) -> Bytes {
+    ENCODER.with(|encoder| encoder.borrow_mut().compress(batch))
+}
+
 thread_local! {
     /// Reused per thread: a compression context costs more to create than
     /// a small record costs to compress, and freeing buffers of records'
@@ -64,17 +71,25 @@ impl Encoder {
             .iter()
             .map(|&len| 1 + prost::length_delimiter_len(len) + len)
             .sum();
-        let plain = &mut self.plain;
+        let mut plain = std::mem::take(&mut self.plain);
         plain.clear();
         plain.reserve(batch_len);
         for (event, &len) in events.iter().zip(&self.lens) {
             // Field 1 of EventBatch, repeated: same bytes as encoding the batch.
-            encode_key(1, WireType::LengthDelimited, plain);
-            encode_varint(len as u64, plain);
-            event.encode_raw(plain);
+            encode_key(1, WireType::LengthDelimited, &mut plain);
+            encode_varint(len as u64, &mut plain);
+            event.encode_raw(&mut plain);
         }
         debug_assert_eq!(plain.len(), batch_len);
+        let record = self.compress(&plain);
+        // A one-off huge record does not stay pinned in every thread.
+        if plain.capacity() <= KEEP_BUFFER_BYTES {
+            self.plain = plain;
+        }
+        record
+    }
 
+    fn compress(&mut self, plain: &[u8]) -> Bytes {
         let compressor = match &mut self.compressor {
             Some(compressor) => compressor,
             none => none.insert(
@@ -85,17 +100,14 @@ impl Encoder {
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(plain.len()));
         compressor
-            .compress_to_buffer(plain.as_slice(), &mut self.compressed)
+            .compress_to_buffer(plain, &mut self.compressed)
             .expect("zstd compression of a buffer in memory");
         let mut out = BytesMut::with_capacity(MAGIC.len() + 1 + self.compressed.len());
         out.put_slice(MAGIC);
         out.put_u8(CODEC_ZSTD);
         out.put_slice(&self.compressed);
-        // A one-off huge record does not stay pinned in every thread.
-        for buffer in [&mut self.plain, &mut self.compressed] {
-            if buffer.capacity() > KEEP_BUFFER_BYTES {
-                *buffer = Vec::new();
-            }
+        if self.compressed.capacity() > KEEP_BUFFER_BYTES {
+            self.compressed = Vec::new();
         }
         out.freeze()
     }

@@ -1,12 +1,19 @@
 //! Events into records, records into calls. One task owns the open record,
 //! so packing needs no locks; encoding and sending happen in put tasks.
+//!
+//! Calls are group commits: while no call is in flight, waiting events go
+//! out at once (a quiet collector adds no wait to a request); while one is,
+//! they gather until it ends, so records fill as load grows and calls never
+//! queue up behind a slow stream. Calls start at most every half linger
+//! (full ones aside), as each costs the stream a write (and the local
+//! stream an `fdatasync`) however few events it carries; and no event waits
+//! more than the linger, even behind a call that is retrying.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_backends::aws::{MAX_CALL_BYTES, MAX_RECORDS_PER_CALL};
-use sluice_events::proto::Envelope;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,23 +27,35 @@ use crate::metrics::Metrics;
 /// for the linger: the compressed call then stays well within 5 MiB.
 const CALL_PLAIN_BYTES: usize = MAX_CALL_BYTES * 4 / 5;
 
+/// Submissions taken from the queue at once, so the time to send is still
+/// looked at when requests keep coming.
+const MAX_TAKEN: usize = 256;
+
 #[derive(Default)]
 pub(super) struct Record {
-    pub events: Vec<Envelope>,
-    pub bytes: usize,
+    /// Its events as `EventBatch` bytes, compressed when it is sent.
+    pub batch: Vec<u8>,
+    pub events: usize,
     pub acks: Vec<Arc<Ack>>,
 }
 
 pub(super) struct Aggregator {
     record_bytes: usize,
     linger: Duration,
+    /// The least time between the starts of two calls.
+    min_gap: Duration,
     open: Record,
     closed: Vec<Record>,
     closed_bytes: usize,
-    /// When the oldest unsent event has waited long enough.
+    /// One linger after the oldest unsent event arrived; set while there
+    /// are unsent events.
     deadline: Option<Instant>,
+    last_call: Instant,
     putter: Arc<Putter>,
     puts: Arc<Semaphore>,
+    max_puts: usize,
+    /// Signalled each time a call ends.
+    put_ended: Arc<Notify>,
     tasks: TaskTracker,
     metrics: Metrics,
 }
@@ -46,12 +65,16 @@ impl Aggregator {
         Self {
             record_bytes: config.record_bytes,
             linger: config.linger(),
+            min_gap: config.linger() / 2,
             open: Record::default(),
             closed: Vec::new(),
             closed_bytes: 0,
             deadline: None,
+            last_call: Instant::now(),
             putter: Arc::new(putter),
             puts: Arc::new(Semaphore::new(config.max_concurrent_puts)),
+            max_puts: config.max_concurrent_puts,
+            put_ended: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             metrics,
         }
@@ -63,19 +86,32 @@ impl Aggregator {
         closing: CancellationToken,
     ) {
         let mut receiving = true;
+        let mut queued = Vec::with_capacity(MAX_TAKEN);
+        let put_ended = self.put_ended.clone();
         loop {
-            let deadline = self.deadline;
+            let send_at = self.send_at();
             tokio::select! {
-                // The deadline first: under steady load the channel is always
-                // ready, and lingering records must still go out.
+                // Sending first: under steady load the channel is always
+                // ready, and waiting records must still go out.
                 biased;
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                () = tokio::time::sleep_until(send_at.unwrap_or_else(Instant::now)), if send_at.is_some() => {
                     self.flush().await;
                 }
-                submission = rx.recv() => match submission {
-                    Some(submission) => self.add(submission).await,
-                    None => break,
-                },
+                // The time to send is worked out again.
+                () = put_ended.notified() => {}
+                // Everything already queued joins before deciding to send,
+                // so a burst of requests goes out as one call.
+                taken = rx.recv_many(&mut queued, MAX_TAKEN) => {
+                    if taken == 0 {
+                        break;
+                    }
+                    for submission in queued.drain(..) {
+                        self.add(submission).await;
+                    }
+                    if self.deadline.is_none() && self.pending() {
+                        self.deadline = Some(Instant::now() + self.linger);
+                    }
+                }
                 () = closing.cancelled(), if receiving => {
                     // Ends recv() once what is queued has been taken.
                     rx.close();
@@ -90,9 +126,9 @@ impl Aggregator {
     }
 
     async fn add(&mut self, submission: Submission) {
-        let Submission { events, sizes, ack } = submission;
-        for (event, size) in events.into_iter().zip(sizes) {
-            if !self.open.events.is_empty() && self.open.bytes + size > self.record_bytes {
+        let Submission { events, ack } = submission;
+        for event in events.entries() {
+            if self.open.events > 0 && self.open.batch.len() + event.len() > self.record_bytes {
                 self.close_open();
                 if self.closed.len() >= MAX_RECORDS_PER_CALL
                     || self.closed_bytes >= CALL_PLAIN_BYTES
@@ -103,33 +139,41 @@ impl Aggregator {
             if !self.open.acks.last().is_some_and(|a| Arc::ptr_eq(a, &ack)) {
                 self.open.acks.push(ack.clone());
             }
-            self.open.events.push(event);
-            self.open.bytes += size;
-        }
-        if self.linger.is_zero() {
-            self.flush().await;
-        } else if self.deadline.is_none() && !self.open.events.is_empty() {
-            self.deadline = Some(Instant::now() + self.linger);
+            self.open.batch.extend_from_slice(event);
+            self.open.events += 1;
         }
     }
 
+    /// When the unsent events go: as soon as no call is in flight and the
+    /// last started half a linger ago, at the deadline in any case.
+    fn send_at(&self) -> Option<Instant> {
+        let deadline = self.deadline?;
+        let idle = self.puts.available_permits() == self.max_puts;
+        Some(match idle {
+            true => deadline.min(self.last_call + self.min_gap),
+            false => deadline,
+        })
+    }
+
+    fn pending(&self) -> bool {
+        self.open.events > 0 || !self.closed.is_empty()
+    }
+
     fn close_open(&mut self) {
-        // The next record likely holds as many events: room for them at
+        // The next record likely holds as many bytes: room for them at
         // once instead of growing through every power of two.
         let next = Record {
-            events: Vec::with_capacity(self.open.events.len()),
+            batch: Vec::with_capacity(self.open.batch.len()),
             ..Record::default()
         };
         let record = std::mem::replace(&mut self.open, next);
-        self.metrics
-            .events_per_record
-            .observe(record.events.len() as f64);
-        self.closed_bytes += record.bytes;
+        self.metrics.events_per_record.observe(record.events as f64);
+        self.closed_bytes += record.batch.len();
         self.closed.push(record);
     }
 
     async fn flush(&mut self) {
-        if !self.open.events.is_empty() {
+        if self.open.events > 0 {
             self.close_open();
         }
         if !self.closed.is_empty() {
@@ -149,10 +193,13 @@ impl Aggregator {
             .acquire_owned()
             .await
             .expect("the put semaphore is never closed");
+        self.last_call = Instant::now();
         let putter = self.putter.clone();
+        let put_ended = self.put_ended.clone();
         self.tasks.spawn(async move {
             putter.put(records).await;
             drop(permit);
+            put_ended.notify_one();
         });
     }
 }

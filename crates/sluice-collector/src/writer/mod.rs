@@ -8,9 +8,9 @@ mod put;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use prometheus::IntGauge;
+use prometheus::{IntCounter, IntGauge};
 use sluice_backends::EventStream;
-use sluice_events::proto::Envelope;
+use sluice_events::EncodedEvents;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ struct Ack {
     done: Option<oneshot::Sender<Result<(), String>>>,
     events: usize,
     _reservation: Reservation,
-    metrics: Metrics,
+    events_lost: IntCounter,
 }
 
 impl Ack {
@@ -69,16 +69,14 @@ impl Drop for Ack {
         // Nobody is waiting (buffered mode, or the client left): a failure
         // here is events acknowledged and then lost, which must be loud.
         if let (false, Err(reason)) = (answered, outcome) {
-            self.metrics.events_lost.inc_by(self.events as u64);
+            self.events_lost.inc_by(self.events as u64);
             tracing::error!(events = self.events, %reason, "acknowledged events could not be written to the stream");
         }
     }
 }
 
 struct Submission {
-    events: Vec<Envelope>,
-    /// Each event's bytes in a record (`encoded_len_in_batch`).
-    sizes: Vec<usize>,
+    events: EncodedEvents,
     ack: Arc<Ack>,
 }
 
@@ -145,8 +143,7 @@ impl StreamWriter {
     /// written, or with the reason the stream refused them.
     pub fn submit(
         &self,
-        events: Vec<Envelope>,
-        sizes: Vec<usize>,
+        events: EncodedEvents,
         reservation: Reservation,
     ) -> Result<Written, CollectorError> {
         let (done, written) = oneshot::channel();
@@ -155,10 +152,10 @@ impl StreamWriter {
             done: Some(done),
             events: events.len(),
             _reservation: reservation,
-            metrics: self.metrics.clone(),
+            events_lost: self.metrics.events_lost.clone(),
         });
         self.tx
-            .send(Submission { events, sizes, ack })
+            .send(Submission { events, ack })
             .map_err(|_| CollectorError::ShuttingDown)?;
         Ok(written)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use sluice_backends::aws::{MAX_CALL_BYTES, MAX_RECORDS_PER_CALL};
 use sluice_backends::{EventStream, PutOutcome, PutRecord};
-use sluice_events::encode_record;
+use sluice_events::record_from_batch;
 
 use super::Ack;
 use super::aggregator::Record;
@@ -44,7 +44,7 @@ impl Putter {
             record: PutRecord {
                 // A random key per record spreads records evenly over shards.
                 partition_key: format!("{:016x}", rand::random::<u64>()),
-                data: encode_record(&r.events),
+                data: record_from_batch(&r.batch),
                 explicit_hash_key: None,
             },
             acks: r.acks,

@@ -1,0 +1,131 @@
+//! The events of one request, encoded as soon as they are accepted: what a
+//! producer packs into records without keeping (and later encoding) every
+//! envelope. The request's source and collector metadata are encoded once
+//! and appended to each event, rather than copied into every envelope.
+
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
+
+use crate::proto::{CollectorMeta, Envelope, Source};
+
+/// Field numbers in `sluice.v1`: `EventBatch.events`, `Envelope.source`
+/// and `Envelope.collector`. The metadata fields are an envelope's last, so
+/// an envelope encoded without them and followed by them has the very bytes
+/// prost gives the whole envelope.
+const BATCH_EVENTS: u32 = 1;
+const ENVELOPE_SOURCE: u32 = 15;
+const ENVELOPE_COLLECTOR: u32 = 16;
+
+/// Envelopes as `EventBatch` entries, back to back: the bytes of an
+/// `EventBatch` holding them, which [`crate::record_from_batch`] compresses
+/// into a record. Any run of whole entries is also such a batch.
+#[derive(Debug)]
+pub struct EncodedEvents {
+    /// The metadata fields every event of this request ends with.
+    meta: Vec<u8>,
+    bytes: Vec<u8>,
+    /// Where each entry ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl EncodedEvents {
+    /// Room for `events` events of `bytes` bytes in all: the size of their
+    /// JSON is a close guess, and growing the buffer would copy it again.
+    pub fn with_capacity(
+        source: &Source,
+        collector: &CollectorMeta,
+        events: usize,
+        bytes: usize,
+    ) -> Self {
+        let mut meta = Vec::new();
+        prost::encoding::message::encode(ENVELOPE_SOURCE, source, &mut meta);
+        prost::encoding::message::encode(ENVELOPE_COLLECTOR, collector, &mut meta);
+        Self {
+            bytes: Vec::with_capacity(bytes + events * meta.len()),
+            ends: Vec::with_capacity(events),
+            meta,
+        }
+    }
+
+    /// Appends an envelope whose `source` and `collector` are unset (see
+    /// [`crate::IngestContext::envelope_without_meta`]); it gets this
+    /// request's.
+    pub fn push(&mut self, envelope: &Envelope) {
+        debug_assert!(envelope.source.is_none() && envelope.collector.is_none());
+        let len = envelope.encoded_len() + self.meta.len();
+        encode_key(BATCH_EVENTS, WireType::LengthDelimited, &mut self.bytes);
+        encode_varint(len as u64, &mut self.bytes);
+        envelope.encode_raw(&mut self.bytes);
+        self.bytes.extend_from_slice(&self.meta);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of all entries: what they add to a record before compression.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Each event's entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.bytes[start..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::EventBatch;
+
+    #[test]
+    fn entries_are_the_bytes_of_whole_envelopes() {
+        let source = Source {
+            name: "web".into(),
+            write_key: "wk".into(),
+        };
+        let collector = CollectorMeta {
+            protocol: "segment".into(),
+            host: "h".into(),
+            version: "1".into(),
+            client_ip: "203.0.113.9".into(),
+        };
+        let mut encoded = EncodedEvents::with_capacity(&source, &collector, 1, 10);
+        let mut whole = Vec::new();
+        for i in 0..3 {
+            let bare = Envelope {
+                event_id: format!("id-{i}"),
+                event: "Played".into(),
+                properties_json: "x".repeat(i * 100),
+                ..Envelope::default()
+            };
+            encoded.push(&bare);
+            whole.push(Envelope {
+                source: Some(source.clone()),
+                collector: Some(collector.clone()),
+                ..bare
+            });
+        }
+        let batch = EventBatch { events: whole };
+        assert_eq!(encoded.bytes, batch.encode_to_vec());
+        assert_eq!(encoded.len(), 3);
+        assert_eq!(encoded.byte_len(), batch.encoded_len());
+        let record = crate::record_from_batch(&encoded.bytes);
+        assert_eq!(crate::decode_record(&record).unwrap(), batch.events);
+        let second: Vec<u8> = encoded.entries().nth(1).unwrap().to_vec();
+        assert_eq!(
+            EventBatch::decode(second.as_slice()).unwrap().events,
+            [batch.events[1].clone()]
+        );
+    }
+}
