@@ -11,6 +11,7 @@ mod limits;
 mod manifest;
 mod record;
 pub mod time;
+mod view;
 
 pub mod proto {
     //! Types generated from `proto/sluice/v1`.
@@ -24,4 +25,7 @@ pub use error::EventError;
 pub use json::{IngestContext, envelope_from_json};
 pub use limits::Limits;
 pub use manifest::{decode_manifest, encode_manifest};
-pub use record::{MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch};
+pub use record::{
+    MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch, record_batch,
+};
+pub use view::{EnvelopeView, envelope_views};
