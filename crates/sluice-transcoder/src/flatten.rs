@@ -36,13 +36,52 @@ pub enum Leaf<'a> {
 /// buffer, each key followed by a NUL (NUL and \u{1} in keys are escaped),
 /// which is unambiguous whatever the keys contain, and is the key columns
 /// are looked up by.
+///
+/// One is reused from event to event, so its buffers are allocated once.
 #[derive(Debug, Default)]
 pub struct Flattened<'a> {
     paths: String,
     leaves: Vec<(Range<usize>, Leaf<'a>)>,
+    /// The path being read, kept only for its buffer.
+    path: String,
 }
 
 impl<'a> Flattened<'a> {
+    /// Holds nothing, as for an absent object.
+    pub fn clear(&mut self) {
+        self.paths.clear();
+        self.leaves.clear();
+    }
+
+    /// Flattens `json`, which must be an object (empty text means no
+    /// object), in place of what this held.
+    pub fn read(&mut self, json: &'a str) -> Result<(), FlattenError> {
+        self.clear();
+        let trimmed = json.trim_ascii();
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        if !trimmed.starts_with('{') {
+            let root: &RawValue =
+                serde_json::from_str(trimmed).map_err(|e| FlattenError::Invalid(e.to_string()))?;
+            return Err(FlattenError::NotAnObject(kind_of(root.get())));
+        }
+        let mut parser = Parser {
+            src: trimmed,
+            pos: 0,
+            depth: 0,
+        };
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        let read = parser.object(&mut path, self);
+        self.path = path;
+        read.map_err(FlattenError::Invalid)?;
+        if parser.pos != trimmed.len() {
+            return Err(FlattenError::Invalid(parser.error("trailing characters")));
+        }
+        Ok(())
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Leaf<'a>)> {
         self.leaves
             .iter()
@@ -50,7 +89,7 @@ impl<'a> Flattened<'a> {
     }
 }
 
-/// The keys of a path built by [`flatten_object`].
+/// The keys of a path built by [`Flattened::read`].
 pub fn path_keys(path: &str) -> Vec<String> {
     path.split_terminator(SEPARATOR)
         .map(|key| {
@@ -108,33 +147,6 @@ impl FlattenError {
             }
         }
     }
-}
-
-/// Flattens `json`, which must be an object; empty text means no object.
-pub fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
-    let mut out = Flattened::default();
-    let trimmed = json.trim_ascii();
-    if trimmed.is_empty() {
-        return Ok(out);
-    }
-    if !trimmed.starts_with('{') {
-        let root: &RawValue =
-            serde_json::from_str(trimmed).map_err(|e| FlattenError::Invalid(e.to_string()))?;
-        return Err(FlattenError::NotAnObject(kind_of(root.get())));
-    }
-    let mut parser = Parser {
-        src: trimmed,
-        pos: 0,
-        depth: 0,
-    };
-    let mut path = String::new();
-    parser
-        .object(&mut path, &mut out)
-        .map_err(FlattenError::Invalid)?;
-    if parser.pos != trimmed.len() {
-        return Err(FlattenError::Invalid(parser.error("trailing characters")));
-    }
-    Ok(out)
 }
 
 fn kind_of(raw: &str) -> &'static str {
@@ -374,6 +386,12 @@ fn number(raw: &str) -> Leaf<'_> {
 mod tests {
     use super::*;
 
+    fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
+        let mut out = Flattened::default();
+        out.read(json)?;
+        Ok(out)
+    }
+
     fn flat(json: &str) -> Vec<(Vec<String>, Leaf<'_>)> {
         flatten_object(json)
             .unwrap()
@@ -422,6 +440,21 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_only_the_last_object() {
+        let mut flat = Flattened::default();
+        flat.read(r#"{"a":{"b":1},"c":"x"}"#).unwrap();
+        flat.read(r#"{"d":true}"#).unwrap();
+        let got: Vec<_> = flat
+            .iter()
+            .map(|(p, l)| (path_keys(p), l.clone()))
+            .collect();
+        assert_eq!(got, [(keys(&["d"]), Leaf::Bool(true))]);
+        assert!(flat.read(r#"{"e":1,"f":}"#).is_err());
+        flat.read("").unwrap();
+        assert!(flat.iter().next().is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use sluice_events::{EnvelopeView, decode_archive, encode_manifest, envelope_view
 
 use crate::TranscodeError;
 use crate::column::{PathColumn, Ty};
-use crate::flatten::{Flattened, flatten_object};
+use crate::flatten::Flattened;
 use crate::keys::RawKey;
 use crate::names::{assign_column_names, table_name};
 use crate::parquet_file::{EncodedFile, TableFile, TableWriter};
@@ -62,8 +62,9 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
     for record in records {
         match record_batch(&record.data, &mut scratch).and_then(envelope_views) {
             Ok(envelopes) => {
+                let mut flat = FlatBuffers::default();
                 for envelope in &envelopes {
-                    batch.add(envelope)?;
+                    batch.add(envelope, &mut flat)?;
                 }
             }
             Err(e) => {
@@ -101,6 +102,14 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
     })
 }
 
+/// One event's flattened `context` and payload, reused for every event of
+/// a record.
+#[derive(Default)]
+struct FlatBuffers<'a> {
+    context: Flattened<'a>,
+    payload: Flattened<'a>,
+}
+
 struct Batch {
     /// By table name; track events by the table of their event name.
     tables: BTreeMap<String, TableRows>,
@@ -127,9 +136,13 @@ impl Batch {
         }
     }
 
-    fn add(&mut self, envelope: &EnvelopeView<'_>) -> Result<(), TranscodeError> {
+    fn add<'a>(
+        &mut self,
+        envelope: &EnvelopeView<'a>,
+        flat: &mut FlatBuffers<'a>,
+    ) -> Result<(), TranscodeError> {
         self.events += 1;
-        match self.route(envelope) {
+        match self.route(envelope, flat) {
             Ok(result) => result,
             Err(rejection) => {
                 self.rejected.event(envelope, rejection);
@@ -140,7 +153,11 @@ impl Batch {
 
     /// Adds the event to its table, or says why it cannot be a row. The
     /// inner result is an error that stops the whole object.
-    fn route(&mut self, e: &EnvelopeView<'_>) -> Result<Result<(), TranscodeError>, Rejection> {
+    fn route<'a>(
+        &mut self,
+        e: &EnvelopeView<'a>,
+        flat: &mut FlatBuffers<'a>,
+    ) -> Result<Result<(), TranscodeError>, Rejection> {
         let kind = EventType::try_from(e.r#type)
             .ok()
             .and_then(Kind::of)
@@ -162,13 +179,16 @@ impl Batch {
                 "event is required for track events",
             ));
         }
-        let context =
-            flatten_object(e.context_json).map_err(|f| reject(f.cause(), f.describe("context")))?;
-        let payload = match kind.payload() {
-            Some((field, _)) => flatten_object(kind.payload_json(e))
+        flat.context
+            .read(e.context_json)
+            .map_err(|f| reject(f.cause(), f.describe("context")))?;
+        match kind.payload() {
+            Some((field, _)) => flat
+                .payload
+                .read(kind.payload_json(e))
                 .map_err(|f| reject(f.cause(), f.describe(field)))?,
-            None => Flattened::default(),
-        };
+            None => flat.payload.clear(),
+        }
         let table: &str = match kind {
             Kind::Track => {
                 if !self.event_tables.contains_key(e.event) {
@@ -190,7 +210,7 @@ impl Batch {
             self.tables.insert(table.to_owned(), TableRows::new(kind));
         }
         let rows = self.tables.get_mut(table).expect("inserted above");
-        Ok(rows.push(table, e, &extras[..n], &context, &payload))
+        Ok(rows.push(table, e, &extras[..n], &flat.context, &flat.payload))
     }
 
     fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {
