@@ -183,11 +183,16 @@ impl DynColumn {
         self.len = row + 1;
     }
 
+    /// Called for every value: inlined down to a comparison when there is
+    /// nothing to pad.
+    #[inline]
     fn pad(&mut self, rows: usize) {
-        let nulls = rows.saturating_sub(self.len);
-        if nulls == 0 {
-            return;
+        if rows > self.len {
+            self.append_nulls(rows - self.len);
         }
+    }
+
+    fn append_nulls(&mut self, nulls: usize) {
         match &mut self.data {
             Data::Nulls => {}
             Data::Bool(b) => b.append_nulls(nulls),
@@ -199,15 +204,20 @@ impl DynColumn {
                 text.append_nulls(nulls);
             }
         }
-        self.len = rows.max(self.len);
+        self.len += nulls;
     }
 
     /// Converts the values so far to `target`, which must not be narrower
-    /// than the current type.
+    /// than the current type; inlined down to a comparison when it is the
+    /// current type, as it nearly always is.
+    #[inline]
     pub fn widen_to(&mut self, target: Ty) {
-        if self.ty() == Some(target) {
-            return;
+        if self.ty() != Some(target) {
+            self.convert_to(target);
         }
+    }
+
+    fn convert_to(&mut self, target: Ty) {
         let len = self.len;
         let old = std::mem::replace(&mut self.data, Data::Nulls);
         self.data = match (old, target) {

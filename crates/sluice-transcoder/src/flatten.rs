@@ -110,7 +110,11 @@ pub fn path_keys(path: &str) -> Vec<String> {
 }
 
 fn push_key(path: &mut String, key: &str) {
-    if key.contains([SEPARATOR, ESCAPE]) {
+    // Both are one byte in UTF-8, and no other character contains them.
+    if key
+        .bytes()
+        .any(|b| b == SEPARATOR as u8 || b == ESCAPE as u8)
+    {
         for c in key.chars() {
             match c {
                 SEPARATOR => path.push_str("\u{1}0"),
