@@ -12,6 +12,7 @@ mod limits;
 mod manifest;
 mod record;
 pub mod time;
+mod view;
 
 pub mod proto {
     //! Types generated from `proto/sluice/v1`.
@@ -27,5 +28,7 @@ pub use json::{IngestContext, envelope_from_json};
 pub use limits::Limits;
 pub use manifest::{decode_manifest, encode_manifest};
 pub use record::{
-    MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch, record_from_batch,
+    MAX_DECODED_RECORD_BYTES, decode_record, encode_record, encoded_len_in_batch, record_batch,
+    record_from_batch,
 };
+pub use view::{EnvelopeView, envelope_views};

@@ -118,24 +118,57 @@ const KEEP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Decodes a record written by [`encode_record`].
 pub fn decode_record(record: &[u8]) -> Result<Vec<Envelope>, EventError> {
+    let mut scratch = Vec::new();
+    let batch = record_batch(record, &mut scratch)?;
+    EventBatch::decode(batch)
+        .map(|b| b.events)
+        .map_err(|e| EventError::Record(format!("protobuf: {e}")))
+}
+
+/// The `EventBatch` bytes of a record written by [`encode_record`]:
+/// decompressed into `scratch` (reused from record to record) when the
+/// record is compressed, else borrowed from `record`.
+pub fn record_batch<'a>(
+    record: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], EventError> {
     let Some(rest) = record.strip_prefix(MAGIC.as_slice()) else {
         return Err(EventError::Record("not a Sluice record (bad magic)".into()));
     };
     let (&codec, payload) = rest
         .split_first()
         .ok_or_else(|| EventError::Record("truncated header".into()))?;
-    let batch = match codec {
-        CODEC_NONE => EventBatch::decode(payload),
+    match codec {
+        CODEC_NONE => Ok(payload),
         CODEC_ZSTD => {
-            let plain = zstd::bulk::decompress(payload, MAX_DECODED_RECORD_BYTES)
-                .map_err(|e| EventError::Record(format!("zstd: {e}")))?;
-            EventBatch::decode(plain.as_slice())
+            decompress(payload, scratch)?;
+            Ok(scratch)
         }
-        other => return Err(EventError::Record(format!("unknown codec {other}"))),
+        other => Err(EventError::Record(format!("unknown codec {other}"))),
+    }
+}
+
+/// Decompresses one zstd frame into `out`, sized from the frame header's
+/// content size (which [`encode_record`] always writes) so that no more
+/// than the batch is allocated, and never over the limit.
+fn decompress(frame: &[u8], out: &mut Vec<u8>) -> Result<(), EventError> {
+    let zstd_error = |e: &dyn std::fmt::Display| EventError::Record(format!("zstd: {e}"));
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) => usize::try_from(size).unwrap_or(usize::MAX),
+        Ok(None) => MAX_DECODED_RECORD_BYTES,
+        Err(_) => return Err(zstd_error(&"not a zstd frame")),
     };
-    batch
-        .map(|b| b.events)
-        .map_err(|e| EventError::Record(format!("protobuf: {e}")))
+    if size > MAX_DECODED_RECORD_BYTES {
+        return Err(EventError::Record(format!(
+            "zstd: decompresses to {size} bytes, over the limit of {MAX_DECODED_RECORD_BYTES}"
+        )));
+    }
+    out.clear();
+    out.reserve(size);
+    zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(frame, out))
+        .map_err(|e| zstd_error(&e))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -183,11 +183,16 @@ impl DynColumn {
         self.len = row + 1;
     }
 
+    /// Called for every value: inlined down to a comparison when there is
+    /// nothing to pad.
+    #[inline]
     fn pad(&mut self, rows: usize) {
-        let nulls = rows.saturating_sub(self.len);
-        if nulls == 0 {
-            return;
+        if rows > self.len {
+            self.append_nulls(rows - self.len);
         }
+    }
+
+    fn append_nulls(&mut self, nulls: usize) {
         match &mut self.data {
             Data::Nulls => {}
             Data::Bool(b) => b.append_nulls(nulls),
@@ -199,15 +204,20 @@ impl DynColumn {
                 text.append_nulls(nulls);
             }
         }
-        self.len = rows.max(self.len);
+        self.len += nulls;
     }
 
     /// Converts the values so far to `target`, which must not be narrower
-    /// than the current type.
+    /// than the current type; inlined down to a comparison when it is the
+    /// current type, as it nearly always is.
+    #[inline]
     pub fn widen_to(&mut self, target: Ty) {
-        if self.ty() == Some(target) {
-            return;
+        if self.ty() != Some(target) {
+            self.convert_to(target);
         }
+    }
+
+    fn convert_to(&mut self, target: Ty) {
         let len = self.len;
         let old = std::mem::replace(&mut self.data, Data::Nulls);
         self.data = match (old, target) {
@@ -292,6 +302,11 @@ pub struct ColumnSet {
     /// process so crafted keys cannot degrade it.
     index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     columns: Vec<(Box<str>, DynColumn)>,
+    /// The column of each leaf of the last object pushed, by position.
+    /// Objects of one table mostly repeat their keys in the same order, so
+    /// a leaf is usually matched by comparing its path with one column's,
+    /// without hashing.
+    last_shape: Vec<usize>,
 }
 
 /// A finished flattened column: its path of JSON keys, type and values.
@@ -303,17 +318,29 @@ pub struct PathColumn {
 
 impl ColumnSet {
     pub fn push(&mut self, row: usize, values: &Flattened<'_>) {
-        for (path, leaf) in values.iter() {
-            let i = match self.index.get(path) {
-                Some(&i) => i,
-                None => {
-                    self.columns.push((path.into(), DynColumn::default()));
-                    self.index.insert(path.into(), self.columns.len() - 1);
-                    self.columns.len() - 1
+        for (position, (path, leaf)) in values.iter().enumerate() {
+            let i = match self.last_shape.get(position) {
+                Some(&i) if *self.columns[i].0 == *path => i,
+                _ => {
+                    let i = self.column_of(path);
+                    match self.last_shape.get_mut(position) {
+                        Some(last) => *last = i,
+                        None => self.last_shape.push(i),
+                    }
+                    i
                 }
             };
             self.columns[i].1.push(row, leaf);
         }
+    }
+
+    fn column_of(&mut self, path: &str) -> usize {
+        if let Some(&i) = self.index.get(path) {
+            return i;
+        }
+        self.columns.push((path.into(), DynColumn::default()));
+        self.index.insert(path.into(), self.columns.len() - 1);
+        self.columns.len() - 1
     }
 
     /// Each path and its type so far (`None`: only nulls).
@@ -357,6 +384,33 @@ mod tests {
 
     fn texts(array: &ArrayRef) -> Vec<Option<&str>> {
         array.as_string::<i32>().iter().collect()
+    }
+
+    #[test]
+    fn values_find_their_column_whatever_the_key_order() {
+        let mut set = ColumnSet::default();
+        let mut flat = Flattened::default();
+        let objects = [
+            r#"{"a":1,"b":"x"}"#,
+            r#"{"b":"y","a":2}"#,
+            r#"{"a":3,"c":true}"#,
+            r#"{"c":false}"#,
+        ];
+        for (row, json) in objects.into_iter().enumerate() {
+            flat.read(json).unwrap();
+            set.push(row, &flat);
+        }
+        let columns: HashMap<Vec<String>, ArrayRef> = set
+            .finish(4, |_| None)
+            .into_iter()
+            .map(|c| (c.keys, c.array))
+            .collect();
+        let column = |key: &str| &columns[&vec![key.to_owned()]];
+        let ints: Vec<_> = column("a").as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(ints, [Some(1), Some(2), Some(3), None]);
+        assert_eq!(texts(column("b")), [Some("x"), Some("y"), None, None]);
+        let bools: Vec<_> = column("c").as_boolean().iter().collect();
+        assert_eq!(bools, [None, None, Some(true), Some(false)]);
     }
 
     #[test]

@@ -36,13 +36,52 @@ pub enum Leaf<'a> {
 /// buffer, each key followed by a NUL (NUL and \u{1} in keys are escaped),
 /// which is unambiguous whatever the keys contain, and is the key columns
 /// are looked up by.
+///
+/// One is reused from event to event, so its buffers are allocated once.
 #[derive(Debug, Default)]
 pub struct Flattened<'a> {
     paths: String,
     leaves: Vec<(Range<usize>, Leaf<'a>)>,
+    /// The path being read, kept only for its buffer.
+    path: String,
 }
 
 impl<'a> Flattened<'a> {
+    /// Holds nothing, as for an absent object.
+    pub fn clear(&mut self) {
+        self.paths.clear();
+        self.leaves.clear();
+    }
+
+    /// Flattens `json`, which must be an object (empty text means no
+    /// object), in place of what this held.
+    pub fn read(&mut self, json: &'a str) -> Result<(), FlattenError> {
+        self.clear();
+        let trimmed = json.trim_ascii();
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        if !trimmed.starts_with('{') {
+            let root: &RawValue =
+                serde_json::from_str(trimmed).map_err(|e| FlattenError::Invalid(e.to_string()))?;
+            return Err(FlattenError::NotAnObject(kind_of(root.get())));
+        }
+        let mut parser = Parser {
+            src: trimmed,
+            pos: 0,
+            depth: 0,
+        };
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        let read = parser.object(&mut path, self);
+        self.path = path;
+        read.map_err(FlattenError::Invalid)?;
+        if parser.pos != trimmed.len() {
+            return Err(FlattenError::Invalid(parser.error("trailing characters")));
+        }
+        Ok(())
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Leaf<'a>)> {
         self.leaves
             .iter()
@@ -50,7 +89,7 @@ impl<'a> Flattened<'a> {
     }
 }
 
-/// The keys of a path built by [`flatten_object`].
+/// The keys of a path built by [`Flattened::read`].
 pub fn path_keys(path: &str) -> Vec<String> {
     path.split_terminator(SEPARATOR)
         .map(|key| {
@@ -71,7 +110,11 @@ pub fn path_keys(path: &str) -> Vec<String> {
 }
 
 fn push_key(path: &mut String, key: &str) {
-    if key.contains([SEPARATOR, ESCAPE]) {
+    // Both are one byte in UTF-8, and no other character contains them.
+    if key
+        .bytes()
+        .any(|b| b == SEPARATOR as u8 || b == ESCAPE as u8)
+    {
         for c in key.chars() {
             match c {
                 SEPARATOR => path.push_str("\u{1}0"),
@@ -110,33 +153,6 @@ impl FlattenError {
     }
 }
 
-/// Flattens `json`, which must be an object; empty text means no object.
-pub fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
-    let mut out = Flattened::default();
-    let trimmed = json.trim_ascii();
-    if trimmed.is_empty() {
-        return Ok(out);
-    }
-    if !trimmed.starts_with('{') {
-        let root: &RawValue =
-            serde_json::from_str(trimmed).map_err(|e| FlattenError::Invalid(e.to_string()))?;
-        return Err(FlattenError::NotAnObject(kind_of(root.get())));
-    }
-    let mut parser = Parser {
-        src: trimmed,
-        pos: 0,
-        depth: 0,
-    };
-    let mut path = String::new();
-    parser
-        .object(&mut path, &mut out)
-        .map_err(FlattenError::Invalid)?;
-    if parser.pos != trimmed.len() {
-        return Err(FlattenError::Invalid(parser.error("trailing characters")));
-    }
-    Ok(out)
-}
-
 fn kind_of(raw: &str) -> &'static str {
     match raw.as_bytes().first() {
         Some(b'[') => "an array",
@@ -145,6 +161,34 @@ fn kind_of(raw: &str) -> &'static str {
         Some(b'n') => "null",
         _ => "a number",
     }
+}
+
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// A high bit in each byte of `word` that is below `limit` (at most 0x80).
+/// Bits above the lowest true one may be false alarms, so only the lowest
+/// is to be trusted.
+fn bytes_below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS
+}
+
+/// How many leading bytes of `rest`, in whole 8-byte words, cannot end or
+/// interrupt a string (no `"`, `\` or control character): they are passed
+/// over a word at a time, since most strings are plain text.
+fn plain_prefix(rest: &[u8]) -> usize {
+    let mut skipped = 0;
+    for chunk in rest.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+        let special = bytes_below(word ^ (ONES * u64::from(b'"')), 1)
+            | bytes_below(word ^ (ONES * u64::from(b'\\')), 1)
+            | bytes_below(word, 0x20);
+        if special != 0 {
+            return skipped + (special.trailing_zeros() / 8) as usize;
+        }
+        skipped += 8;
+    }
+    skipped
 }
 
 struct Parser<'a> {
@@ -256,7 +300,11 @@ impl<'a> Parser<'a> {
         self.expect(b'"', "expected a string")?;
         let bytes = self.src.as_bytes();
         let mut escaped = false;
-        while let Some(&b) = bytes.get(self.pos) {
+        loop {
+            self.pos += bytes.get(self.pos..).map_or(0, plain_prefix);
+            let Some(&b) = bytes.get(self.pos) else {
+                break;
+            };
             match b {
                 b'"' => {
                     self.pos += 1;
@@ -374,6 +422,12 @@ fn number(raw: &str) -> Leaf<'_> {
 mod tests {
     use super::*;
 
+    fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
+        let mut out = Flattened::default();
+        out.read(json)?;
+        Ok(out)
+    }
+
     fn flat(json: &str) -> Vec<(Vec<String>, Leaf<'_>)> {
         flatten_object(json)
             .unwrap()
@@ -422,6 +476,61 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn plain_prefix_stops_at_the_first_special_byte() {
+        let specials = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+        let alphabet: &[&[u8]] = &[
+            b"a",
+            b"~",
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\x1f",
+            b" ",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            &[0x7f],
+            &[0xff],
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            let len = (seed % 40) as usize;
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Mostly plain bytes, so runs of whole words occur.
+                let pick = (seed % 64) as usize;
+                text.extend_from_slice(
+                    alphabet[if pick < 48 {
+                        pick % 2
+                    } else {
+                        pick % alphabet.len()
+                    }],
+                );
+            }
+            let first = text.iter().position(|&b| specials(b)).unwrap_or(text.len());
+            let whole_words = text.len() - text.len() % 8;
+            assert_eq!(plain_prefix(&text), first.min(whole_words), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_only_the_last_object() {
+        let mut flat = Flattened::default();
+        flat.read(r#"{"a":{"b":1},"c":"x"}"#).unwrap();
+        flat.read(r#"{"d":true}"#).unwrap();
+        let got: Vec<_> = flat
+            .iter()
+            .map(|(p, l)| (path_keys(p), l.clone()))
+            .collect();
+        assert_eq!(got, [(keys(&["d"]), Leaf::Bool(true))]);
+        assert!(flat.read(r#"{"e":1,"f":}"#).is_err());
+        flat.read("").unwrap();
+        assert!(flat.iter().next().is_none());
     }
 
     #[test]

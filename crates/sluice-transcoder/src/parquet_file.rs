@@ -131,9 +131,11 @@ pub struct TableWriter {
     writer: ArrowWriter<Vec<u8>>,
 }
 
-/// A finished file with the metadata that locates its column chunks.
+/// A finished file with its Arrow schema and the metadata that locates
+/// its column chunks.
 pub struct EncodedFile {
     pub file: TableFile,
+    pub schema: SchemaRef,
     pub metadata: ParquetMetaData,
 }
 
@@ -182,7 +184,12 @@ impl TableWriter {
             .map_err(|source| self.summary.parquet_error(source))?;
         // `finish` wrote the footer and flushed, so the buffer is the file.
         let body = std::mem::take(self.writer.inner_mut());
+        let schema = self.summary.schema.clone();
         let file = self.summary.into_file(body, object_key);
-        Ok(EncodedFile { file, metadata })
+        Ok(EncodedFile {
+            file,
+            schema,
+            metadata,
+        })
     }
 }

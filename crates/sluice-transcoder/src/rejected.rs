@@ -10,7 +10,8 @@ use arrow_schema::{DataType, Field};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use sluice_events::proto::{ArchivedRecord, Envelope};
+use sluice_events::EnvelopeView;
+use sluice_events::proto::ArchivedRecord;
 use sluice_events::time::format_us;
 
 use crate::column::{UTC, timestamp_type};
@@ -76,9 +77,9 @@ impl RejectedRows {
 
     /// An event that decoded but cannot become a row. Its JSON fields are
     /// kept as the text they were (they may be what is wrong).
-    pub fn event(&mut self, envelope: &Envelope, rejection: Rejection) {
+    pub fn event(&mut self, envelope: &EnvelopeView<'_>, rejection: Rejection) {
         let raw = envelope_json(envelope);
-        self.push(&envelope.event_id, envelope.received_at_us, rejection, &raw);
+        self.push(envelope.event_id, envelope.received_at_us, rejection, &raw);
     }
 
     /// A stream record whose events could not be decoded at all: its bytes
@@ -123,12 +124,12 @@ impl RejectedRows {
 
 /// The envelope as JSON, field for field. The source's write key is left
 /// out: it is a credential, and the source name identifies it.
-fn envelope_json(e: &Envelope) -> String {
+fn envelope_json(e: &EnvelopeView<'_>) -> String {
     let time = |us: i64| (us != 0).then(|| format_us(us));
-    let collector = e.collector.as_ref();
+    let collector = e.collector();
     json!({
         "event_id": e.event_id,
-        "type": e.r#type().as_str_name(),
+        "type": e.event_type().as_str_name(),
         "event": e.event,
         "user_id": e.user_id,
         "anonymous_id": e.anonymous_id,
@@ -141,7 +142,7 @@ fn envelope_json(e: &Envelope) -> String {
         "name": e.name,
         "group_id": e.group_id,
         "previous_id": e.previous_id,
-        "source": e.source.as_ref().map(|s| &s.name),
+        "source": e.source().map(|s| s.name),
         "collector": collector.map(|c| json!({
             "protocol": c.protocol,
             "host": c.host,

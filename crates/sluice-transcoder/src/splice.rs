@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use arrow_array::new_null_array;
-use arrow_schema::SchemaRef;
+use arrow_schema::{Field, SchemaRef};
 use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::Result as ParquetResult;
@@ -40,8 +40,10 @@ impl SplicedWriter {
     }
 
     /// Appends every row group of `source`. Each column is copied from the
-    /// `source` column of the same name, which must have the same type (the
-    /// writer checks), or is all nulls when `source` has no such column.
+    /// `source` column of the same name and JSON path (a property column may
+    /// be named like a context column of another table), which must have
+    /// the same type (the writer checks), or is all nulls when `source` has
+    /// no such column.
     pub fn append(&mut self, source: &EncodedFile) -> Result<(), TranscodeError> {
         self.append_row_groups(source)
             .map_err(|e| self.summary.parquet_error(e))?;
@@ -57,18 +59,20 @@ impl SplicedWriter {
     fn append_row_groups(&mut self, source: &EncodedFile) -> ParquetResult<()> {
         let metadata = &source.metadata;
         // The schemas are flat: one leaf column per field, in field order.
-        let by_name: HashMap<&str, usize> = metadata
-            .file_metadata()
-            .schema_descr()
-            .columns()
+        let by_name: HashMap<&str, (usize, &Field)> = source
+            .schema
+            .fields()
             .iter()
             .enumerate()
-            .map(|(i, column)| (column.name(), i))
+            .map(|(i, field)| (field.name().as_str(), (i, field.as_ref())))
             .collect();
         let fields = self.summary.schema.fields();
         let from: Vec<Option<usize>> = fields
             .iter()
-            .map(|f| by_name.get(f.name().as_str()).copied())
+            .map(|field| match by_name.get(field.name().as_str()) {
+                Some(&(i, same)) if same.metadata() == field.metadata() => Some(i),
+                _ => None,
+            })
             .collect();
         for (group, row_group) in metadata.row_groups().iter().enumerate() {
             let rows = row_group.num_rows() as usize;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow_array::ArrayRef;
 use arrow_array::builder::{StringBuilder, TimestampMicrosecondBuilder};
 use arrow_schema::{DataType, Field};
-use sluice_events::proto::{Envelope, EventType};
+use sluice_events::EnvelopeView;
+use sluice_events::proto::EventType;
 
 use crate::TranscodeError;
 use crate::column::{ColumnSet, PathColumn, Ty, UTC, timestamp_type};
@@ -76,10 +77,10 @@ impl Kind {
     }
 
     /// The payload's original JSON text in `envelope`.
-    pub fn payload_json(self, envelope: &Envelope) -> &str {
+    pub fn payload_json<'a>(self, envelope: &EnvelopeView<'a>) -> &'a str {
         match self.payload() {
-            Some(("traits", _)) => &envelope.traits_json,
-            Some(_) => &envelope.properties_json,
+            Some(("traits", _)) => envelope.traits_json,
+            Some(_) => envelope.properties_json,
             None => "",
         }
     }
@@ -204,7 +205,7 @@ impl TableRows {
     pub fn push(
         &mut self,
         table: &str,
-        envelope: &Envelope,
+        envelope: &EnvelopeView<'_>,
         extras: &[&str],
         context: &Flattened<'_>,
         payload: &Flattened<'_>,
@@ -223,7 +224,7 @@ impl TableRows {
             });
         }
         let row = self.rows;
-        self.id.append_value(&envelope.event_id);
+        self.id.append_value(envelope.event_id);
         self.received_at.append_value(envelope.received_at_us);
         self.timestamp.append_value(envelope.timestamp_us);
         if envelope.sent_at_us == 0 {
@@ -231,9 +232,9 @@ impl TableRows {
         } else {
             self.sent_at.append_value(envelope.sent_at_us);
         }
-        optional(&mut self.user_id, &envelope.user_id);
-        optional(&mut self.anonymous_id, &envelope.anonymous_id);
-        optional(&mut self.context, &envelope.context_json);
+        optional(&mut self.user_id, envelope.user_id);
+        optional(&mut self.anonymous_id, envelope.anonymous_id);
+        optional(&mut self.context, envelope.context_json);
         for (builder, value) in self.extras.iter_mut().zip(extras) {
             optional(builder, value);
         }

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use arrow_array::ArrayRef;
 use arrow_schema::{Field, Schema};
 use serde_json::json;
-use sluice_events::proto::{Envelope, EventType, LoadManifest};
-use sluice_events::{decode_archive, decode_record, encode_manifest};
+use sluice_events::proto::{EventType, LoadManifest};
+use sluice_events::{EnvelopeView, decode_archive, encode_manifest, envelope_views, record_batch};
 
 use crate::TranscodeError;
 use crate::column::{PathColumn, Ty};
-use crate::flatten::{Flattened, flatten_object};
+use crate::flatten::Flattened;
 use crate::keys::RawKey;
 use crate::names::{assign_column_names, table_name};
 use crate::parquet_file::{EncodedFile, TableFile, TableWriter};
@@ -55,12 +55,16 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
         source,
     })?;
     let mut batch = Batch::new(raw_key);
+    // Each record's events are read in place from its decompressed bytes,
+    // into one buffer reused from record to record.
+    let mut scratch = Vec::new();
     // By value: each record's bytes are freed once its events are in columns.
     for record in records {
-        match decode_record(&record.data) {
+        match record_batch(&record.data, &mut scratch).and_then(envelope_views) {
             Ok(envelopes) => {
+                let mut flat = FlatBuffers::default();
                 for envelope in &envelopes {
-                    batch.add(envelope)?;
+                    batch.add(envelope, &mut flat)?;
                 }
             }
             Err(e) => {
@@ -98,6 +102,14 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
     })
 }
 
+/// One event's flattened `context` and payload, reused for every event of
+/// a record.
+#[derive(Default)]
+struct FlatBuffers<'a> {
+    context: Flattened<'a>,
+    payload: Flattened<'a>,
+}
+
 struct Batch {
     /// By table name; track events by the table of their event name.
     tables: BTreeMap<String, TableRows>,
@@ -124,9 +136,13 @@ impl Batch {
         }
     }
 
-    fn add(&mut self, envelope: &Envelope) -> Result<(), TranscodeError> {
+    fn add<'a>(
+        &mut self,
+        envelope: &EnvelopeView<'a>,
+        flat: &mut FlatBuffers<'a>,
+    ) -> Result<(), TranscodeError> {
         self.events += 1;
-        match self.route(envelope) {
+        match self.route(envelope, flat) {
             Ok(result) => result,
             Err(rejection) => {
                 self.rejected.event(envelope, rejection);
@@ -137,7 +153,11 @@ impl Batch {
 
     /// Adds the event to its table, or says why it cannot be a row. The
     /// inner result is an error that stops the whole object.
-    fn route(&mut self, e: &Envelope) -> Result<Result<(), TranscodeError>, Rejection> {
+    fn route<'a>(
+        &mut self,
+        e: &EnvelopeView<'a>,
+        flat: &mut FlatBuffers<'a>,
+    ) -> Result<Result<(), TranscodeError>, Rejection> {
         let kind = EventType::try_from(e.r#type)
             .ok()
             .and_then(Kind::of)
@@ -159,35 +179,38 @@ impl Batch {
                 "event is required for track events",
             ));
         }
-        let context = flatten_object(&e.context_json)
+        flat.context
+            .read(e.context_json)
             .map_err(|f| reject(f.cause(), f.describe("context")))?;
-        let payload = match kind.payload() {
-            Some((field, _)) => flatten_object(kind.payload_json(e))
+        match kind.payload() {
+            Some((field, _)) => flat
+                .payload
+                .read(kind.payload_json(e))
                 .map_err(|f| reject(f.cause(), f.describe(field)))?,
-            None => Flattened::default(),
-        };
+            None => flat.payload.clear(),
+        }
         let table: &str = match kind {
             Kind::Track => {
-                if !self.event_tables.contains_key(&e.event) {
+                if !self.event_tables.contains_key(e.event) {
                     self.event_tables
-                        .insert(e.event.clone(), table_name(&e.event));
+                        .insert(e.event.to_owned(), table_name(e.event));
                 }
-                &self.event_tables[&e.event]
+                &self.event_tables[e.event]
             }
             other => other.table(),
         };
         let (extras, n): ([&str; 2], usize) = match kind {
-            Kind::Track => ([table, &e.event], 2),
-            Kind::Page | Kind::Screen => ([&e.name, ""], 1),
-            Kind::Group => ([&e.group_id, ""], 1),
-            Kind::Alias => ([&e.previous_id, ""], 1),
+            Kind::Track => ([table, e.event], 2),
+            Kind::Page | Kind::Screen => ([e.name, ""], 1),
+            Kind::Group => ([e.group_id, ""], 1),
+            Kind::Alias => ([e.previous_id, ""], 1),
             Kind::Identify => (["", ""], 0),
         };
         if !self.tables.contains_key(table) {
             self.tables.insert(table.to_owned(), TableRows::new(kind));
         }
         let rows = self.tables.get_mut(table).expect("inserted above");
-        Ok(rows.push(table, e, &extras[..n], &context, &payload))
+        Ok(rows.push(table, e, &extras[..n], &flat.context, &flat.payload))
     }
 
     fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {

@@ -144,3 +144,34 @@ fn tracks_holds_every_event_tables_rows_with_nulls_for_missing_context_columns()
 fn file_table(files: &[TableFile], table: &str) -> Table {
     Table::read(file(files, table).body.clone())
 }
+
+#[test]
+fn a_property_named_like_a_context_column_stays_out_of_tracks() {
+    let mut own = track(
+        "a1",
+        "Signed Up",
+        r#"{"context_campaign_source":"property"}"#,
+    );
+    own.context_json = r#"{"ip":"10.0.0.1"}"#.into();
+    let events = vec![
+        own,
+        with_context("b1", "Video Played", r#"{"campaign":{"source":"ads"}}"#),
+    ];
+    let (key, body) = archive(100, &[events]);
+    let output = transcode(&key, &body).unwrap();
+    let signed_up = file_table(&output.files, "signed_up");
+    assert_eq!(
+        signed_up.by_path()[&vec![
+            "properties".to_owned(),
+            "context_campaign_source".to_owned()
+        ]],
+        "context_campaign_source"
+    );
+    let tracks = file_table(&output.files, "tracks");
+    assert_eq!(tracks.strings("id"), [s("a1"), s("b1")]);
+    assert_eq!(
+        tracks.strings("context_campaign_source"),
+        [None, s("ads")],
+        "the property of signed_up is not the context of tracks"
+    );
+}
