@@ -26,7 +26,7 @@ const OUT_ROOM: usize = 1 << 17;
 
 /// Builds one archive object incrementally, compressing records as they are
 /// added, so a shard's buffer is held compressed. The output starts with
-/// [`HEADER_ROOM`] bytes kept for the header.
+/// `HEADER_ROOM` bytes kept for the header.
 pub struct ArchiveWriter {
     /// Compresses straight into `out`, with no staging buffer in between.
     encoder: Encoder<'static>,

@@ -1,7 +1,7 @@
 //! Envelopes read in place from a record's `EventBatch` bytes: every text
 //! field borrows from the batch, so reading a record allocates nothing per
 //! event. This is the transcoder's hot path; [`crate::decode_record`], which
-//! builds owned [`Envelope`]s, serves everything else.
+//! builds owned [`Envelope`](crate::proto::Envelope)s, serves everything else.
 //!
 //! The wire format is protobuf's, read the way prost reads it: fields in any
 //! order, the last occurrence of a scalar wins, unknown fields are skipped,
@@ -12,9 +12,9 @@ use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
 use crate::EventError;
-use crate::proto::{CollectorMeta, Envelope, EventType, Source};
+use crate::proto::{CollectorMeta, EventType, Source};
 
-/// An [`Envelope`] whose text borrows from the batch it was read from.
+/// An [`Envelope`](crate::proto::Envelope) whose text borrows from the batch it was read from.
 /// Fields have the same names and meaning as in `event.proto`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EnvelopeView<'a> {
@@ -86,29 +86,6 @@ impl<'a> EnvelopeView<'a> {
     }
 }
 
-impl From<&EnvelopeView<'_>> for Envelope {
-    fn from(view: &EnvelopeView<'_>) -> Self {
-        Envelope {
-            event_id: view.event_id.to_owned(),
-            r#type: view.r#type,
-            event: view.event.to_owned(),
-            user_id: view.user_id.to_owned(),
-            anonymous_id: view.anonymous_id.to_owned(),
-            timestamp_us: view.timestamp_us,
-            sent_at_us: view.sent_at_us,
-            received_at_us: view.received_at_us,
-            properties_json: view.properties_json.to_owned(),
-            context_json: view.context_json.to_owned(),
-            traits_json: view.traits_json.to_owned(),
-            name: view.name.to_owned(),
-            group_id: view.group_id.to_owned(),
-            previous_id: view.previous_id.to_owned(),
-            source: view.source(),
-            collector: view.collector(),
-        }
-    }
-}
-
 fn protobuf(error: impl std::fmt::Display) -> EventError {
     EventError::Record(format!("protobuf: {error}"))
 }
@@ -162,7 +139,29 @@ pub fn envelope_views(mut batch: &[u8]) -> Result<Vec<EnvelopeView<'_>>, EventEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::EventBatch;
+    use crate::proto::{Envelope, EventBatch};
+
+    /// What prost would have decoded, from the view.
+    fn owned(view: &EnvelopeView<'_>) -> Envelope {
+        Envelope {
+            event_id: view.event_id.to_owned(),
+            r#type: view.r#type,
+            event: view.event.to_owned(),
+            user_id: view.user_id.to_owned(),
+            anonymous_id: view.anonymous_id.to_owned(),
+            timestamp_us: view.timestamp_us,
+            sent_at_us: view.sent_at_us,
+            received_at_us: view.received_at_us,
+            properties_json: view.properties_json.to_owned(),
+            context_json: view.context_json.to_owned(),
+            traits_json: view.traits_json.to_owned(),
+            name: view.name.to_owned(),
+            group_id: view.group_id.to_owned(),
+            previous_id: view.previous_id.to_owned(),
+            source: view.source(),
+            collector: view.collector(),
+        }
+    }
 
     fn envelope(i: usize) -> Envelope {
         Envelope {
@@ -200,7 +199,7 @@ mod tests {
         }
         .encode_to_vec();
         let views = envelope_views(&batch).unwrap();
-        let read: Vec<Envelope> = views.iter().map(Envelope::from).collect();
+        let read: Vec<Envelope> = views.iter().map(owned).collect();
         assert_eq!(read, events);
     }
 
@@ -222,7 +221,7 @@ mod tests {
         let views = envelope_views(&batch).unwrap();
         let expected = EventBatch::decode(batch.as_slice()).unwrap().events;
         assert_eq!(views[0].event_id, "last");
-        assert_eq!(Envelope::from(&views[0]), expected[0]);
+        assert_eq!(owned(&views[0]), expected[0]);
     }
 
     #[test]
