@@ -21,6 +21,13 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
+    #[error("binding {setting} ({address}): {source}")]
+    Bind {
+        setting: &'static str,
+        address: String,
+        source: std::io::Error,
+    },
+
     #[error("{unfinished} task(s) still running {grace:?} after shutdown began")]
     ShutdownTimeout { unfinished: usize, grace: Duration },
 

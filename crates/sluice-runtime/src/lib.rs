@@ -19,4 +19,4 @@ pub use error::RuntimeError;
 pub use logging::{LogFormat, init_logging};
 pub use metrics::render_metrics;
 pub use shutdown::{Shutdown, shutdown_signal};
-pub use stage::run_stage;
+pub use stage::{bind_admin, run_stage};

@@ -11,6 +11,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Readiness, RuntimeError, Shutdown, serve_admin};
 
+/// Binds a stage's admin port on every interface, where the cluster's
+/// probes and scrapers reach it; `setting` names the config key of `port`
+/// for the error.
+pub async fn bind_admin(setting: &'static str, port: u16) -> Result<TcpListener, RuntimeError> {
+    let address = format!("0.0.0.0:{port}");
+    TcpListener::bind(&address)
+        .await
+        .map_err(|source| RuntimeError::Bind {
+            setting,
+            address,
+            source,
+        })
+}
+
 /// Runs `stage` (given the metrics registry the admin port serves and the
 /// token that asks it to stop) until `signal` or until it returns by itself,
 /// which a stage does only on a bad configuration or a failed start. Then
@@ -58,6 +72,18 @@ mod tests {
 
     async fn admin() -> TcpListener {
         TcpListener::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_taken_admin_port_names_its_setting() {
+        let taken = TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let error = bind_admin("loader.admin_port", port).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("binding loader.admin_port (0.0.0.0:{port}): ")),
+            "{message}"
+        );
     }
 
     #[tokio::test]

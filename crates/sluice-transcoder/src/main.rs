@@ -8,10 +8,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_runtime::{
-    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
+    LogFormat, bind_admin, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
 use sluice_transcoder::{TranscoderConfig, serve};
-use tokio::net::TcpListener;
 
 /// Enough to finish a 64 MiB object and send its manifest; the chart's
 /// termination grace period is longer.
@@ -33,10 +32,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(config.log_format)?;
     let signal = shutdown_signal()?;
 
-    let port = config.transcoder.admin_port;
-    let admin = TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("binding transcoder.admin_port {port}"))?;
+    let admin = bind_admin("transcoder.admin_port", config.transcoder.admin_port).await?;
     let backends = connect(&config.backends)
         .await
         .context("connecting the object store and queues")?;

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use sluice_archiver::{ArchiverConfig, serve};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_runtime::{
-    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
+    LogFormat, bind_admin, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
-use tokio::net::TcpListener;
 
 /// Enough to write every shard's last object and checkpoint; the chart's
 /// termination grace period is longer.
@@ -33,9 +32,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(config.log_format)?;
     let signal = shutdown_signal()?;
 
-    let admin = TcpListener::bind(("0.0.0.0", config.archiver.admin_port))
-        .await
-        .with_context(|| format!("binding archiver.admin_port {}", config.archiver.admin_port))?;
+    let admin = bind_admin("archiver.admin_port", config.archiver.admin_port).await?;
     let backends = connect(&config.backends)
         .await
         .context("connecting the stream and object store")?;

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_loader::{LoaderConfig, WarehouseConfig, connect_warehouse, serve};
 use sluice_runtime::{
-    LogFormat, config_path, init_logging, load_config, run_stage, shutdown_signal,
+    LogFormat, bind_admin, config_path, init_logging, load_config, run_stage, shutdown_signal,
 };
-use tokio::net::TcpListener;
 
 /// A load in flight finishes its transaction before the process exits; a
 /// large file can take a while, and the chart's grace period allows it.
@@ -35,10 +34,7 @@ async fn main() -> anyhow::Result<()> {
     config.loader.validate()?;
     let signal = shutdown_signal()?;
 
-    let admin_addr = format!("0.0.0.0:{}", config.loader.admin_port);
-    let admin = TcpListener::bind(&admin_addr)
-        .await
-        .with_context(|| format!("binding the admin port {admin_addr}"))?;
+    let admin = bind_admin("loader.admin_port", config.loader.admin_port).await?;
     let warehouse = connect_warehouse(&config.warehouse)
         .await
         .context("connecting the warehouse")?;
