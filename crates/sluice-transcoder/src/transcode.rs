@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow_array::ArrayRef;
 use arrow_schema::{Field, Schema};
 use serde_json::json;
-use sluice_events::proto::{EventType, LoadManifest};
+use sluice_events::proto::LoadManifest;
 use sluice_events::{EnvelopeView, decode_archive, encode_manifest, envelope_views, record_batch};
 
 use crate::TranscodeError;
@@ -158,18 +158,15 @@ impl Batch {
         e: &EnvelopeView<'a>,
         flat: &mut FlatBuffers<'a>,
     ) -> Result<Result<(), TranscodeError>, Rejection> {
-        let kind = EventType::try_from(e.r#type)
-            .ok()
-            .and_then(Kind::of)
-            .ok_or_else(|| {
-                reject(
-                    "unknown_type",
-                    format!(
-                        "type: {} is not track, identify, page, screen, group or alias",
-                        e.r#type
-                    ),
-                )
-            })?;
+        let kind = Kind::of(e.event_type()).ok_or_else(|| {
+            reject(
+                "unknown_type",
+                format!(
+                    "type: {} is not track, identify, page, screen, group or alias",
+                    e.r#type
+                ),
+            )
+        })?;
         if e.event_id.is_empty() {
             return Err(reject("missing_field", "event_id is required"));
         }
