@@ -161,7 +161,8 @@ async fn drive(addr: SocketAddr, load: &Load, secs: Duration, rate: Option<f64>)
     for c in 0..load.connections {
         let body = load.body.clone();
         let path = load.path;
-        let interval = rate.map(|r| Duration::from_secs_f64(load.connections as f64 / r));
+        let connections = load.connections;
+        let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -170,8 +171,10 @@ async fn drive(addr: SocketAddr, load: &Load, secs: Duration, rate: Option<f64>)
                 .unwrap();
             tokio::spawn(conn);
             let mut stats = Stats::default();
-            // Spread paced connections over one interval.
-            let mut next = interval.map(|i| Instant::now() + i.mul_f64(c as f64 / 64.0 % 1.0));
+            // Paced connections take turns, evenly over one interval, so the
+            // server sees a steady rate rather than bursts.
+            let mut next =
+                interval.map(|i| Instant::now() + i.mul_f64(c as f64 / connections as f64));
             while Instant::now() < deadline {
                 let scheduled = match (next, interval) {
                     (Some(at), Some(i)) => {
