@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod config;
+mod dead_letter;
 mod error;
 pub mod local;
 pub mod notification;
@@ -13,6 +14,7 @@ mod queue;
 mod sequence;
 mod stream;
 
+pub use dead_letter::{DeadLetterBody, DeadLetterFailed, move_to_dead_letter};
 pub use error::{BackendError, Result};
 pub use object_store::{GetObject, ObjectMeta, ObjectStore, PutCondition};
 pub use queue::{MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage};

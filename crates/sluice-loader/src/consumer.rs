@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use prometheus::Registry;
 use rand::Rng;
-use sluice_backends::{ObjectStore, Queue, QueueMessage};
+use sluice_backends::{
+    DeadLetterBody, DeadLetterFailed, ObjectStore, Queue, QueueMessage, move_to_dead_letter,
+};
 use sluice_events::decode_manifest;
 use sluice_events::proto::LoadManifest;
 use tokio::task::JoinSet;
@@ -104,7 +106,7 @@ impl Consumer {
             Err(error) => {
                 self.metrics.failure("manifest");
                 let reason = format!("not a load manifest: {error}");
-                return self.dead_letter(&message, &reason).await;
+                return self.dead_letter(&message, "manifest", &reason).await;
             }
         };
         self.metrics.manifests_in_flight.inc();
@@ -151,7 +153,7 @@ impl Consumer {
                         "load failed on attempt {} of {}: {error}",
                         message.receive_count, self.config.max_attempts
                     );
-                    self.dead_letter(&message, &reason).await;
+                    self.dead_letter(&message, error.cause(), &reason).await;
                 } else {
                     self.retry_later(&message, &manifest, &error).await;
                 }
@@ -218,27 +220,21 @@ impl Consumer {
 
     /// Moves the message to the dead-letter queue with `reason`; if that
     /// fails the message stays and comes back.
-    async fn dead_letter(&self, message: &QueueMessage, reason: &str) {
-        let body = serde_json::json!({
-            "reason": reason,
-            "message_id": message.message_id,
-            "receive_count": message.receive_count,
-            "body": message.body,
-        });
-        tracing::error!(
-            message_id = message.message_id,
-            reason,
-            "manifest sent to the dead-letter queue"
-        );
-        if let Err(error) = self.dlq.send(&body.to_string()).await {
-            self.metrics.failure("queue");
-            tracing::warn!(%error, "sending to the dead-letter queue failed");
-            return;
-        }
-        self.metrics.manifest("dead_lettered");
-        if let Err(error) = self.queue.delete(&message.receipt_handle).await {
-            self.metrics.failure("queue");
-            tracing::warn!(%error, "deleting a dead-lettered manifest failed");
+    async fn dead_letter(&self, message: &QueueMessage, cause: &str, reason: &str) {
+        let letter = DeadLetterBody::new(message, cause, reason);
+        let moved =
+            move_to_dead_letter(self.queue.as_ref(), self.dlq.as_ref(), message, &letter).await;
+        match moved {
+            Ok(()) => self.metrics.manifest("dead_lettered"),
+            Err(DeadLetterFailed { sent, error }) => {
+                self.metrics.failure("queue");
+                if sent {
+                    self.metrics.manifest("dead_lettered");
+                    tracing::warn!(%error, "deleting a dead-lettered manifest failed");
+                } else {
+                    tracing::warn!(%error, "sending to the dead-letter queue failed");
+                }
+            }
         }
     }
 }

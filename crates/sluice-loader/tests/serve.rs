@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::harness::{Harness, Kind};
 use common::{T0, manifest, track};
 use prometheus::Registry;
+use serde_json::json;
 use sluice_backends::Queue;
 use sluice_backends::local::{LocalQueue, QueueOptions};
 use sluice_events::encode_manifest;
@@ -121,6 +122,11 @@ async fn loads_each_manifest_once_and_dead_letters_poison() {
         "{reason}"
     );
     assert_eq!(dead[0]["body"], encode_manifest(&missing));
+    assert_eq!(
+        (&dead[0]["cause"], &dead[0]["attempts"]),
+        (&json!("object"), &json!(2))
+    );
+    assert_eq!(dead[1]["cause"], "manifest");
     assert!(
         dead[1]["reason"]
             .as_str()

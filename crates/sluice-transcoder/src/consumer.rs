@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use prometheus::Registry;
-use serde_json::json;
 use sluice_backends::notification::parse_object_created;
-use sluice_backends::{MAX_RECEIVE, ObjectStore, PutCondition, Queue, QueueMessage};
+use sluice_backends::{
+    DeadLetterBody, DeadLetterFailed, MAX_RECEIVE, ObjectStore, PutCondition, Queue, QueueMessage,
+    move_to_dead_letter,
+};
 use sluice_events::{decode_archive_header, encode_manifest};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -235,26 +237,26 @@ impl Worker {
         }
     }
 
-    /// Sends the message, with the reason, to the dead-letter queue and
-    /// deletes it here. If the send fails, the message stays and comes back.
+    /// Moves the message, with the reason, to the dead-letter queue. If the
+    /// send fails, the message stays and comes back.
     async fn dead_letter(&self, message: &QueueMessage, error: &TranscodeError) {
-        let body = json!({
-            "reason": error.to_string(),
-            "cause": error.cause(),
-            "attempts": message.receive_count,
-            "message_id": message.message_id,
-            "body": message.body,
-            "dead_lettered_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        })
-        .to_string();
-        if let Err(e) = self.transcode_dlq.send(&body).await {
-            tracing::error!(error = %e, message_id = %message.message_id, "sending to the dead-letter queue failed; will retry");
-            return;
-        }
-        self.metrics.dead_lettered.inc();
-        tracing::error!(%error, message_id = %message.message_id, attempts = message.receive_count, "moved message to the dead-letter queue");
-        if let Err(e) = self.transcode_queue.delete(&message.receipt_handle).await {
-            tracing::warn!(error = %e, "deleting a dead-lettered message failed");
+        let letter = DeadLetterBody::new(message, error.cause(), error.to_string());
+        let moved = move_to_dead_letter(
+            self.transcode_queue.as_ref(),
+            self.transcode_dlq.as_ref(),
+            message,
+            &letter,
+        )
+        .await;
+        match moved {
+            Ok(()) => self.metrics.dead_lettered.inc(),
+            Err(DeadLetterFailed { sent: true, error }) => {
+                self.metrics.dead_lettered.inc();
+                tracing::warn!(%error, "deleting a dead-lettered message failed");
+            }
+            Err(DeadLetterFailed { sent: false, error }) => {
+                tracing::error!(%error, message_id = %message.message_id, "sending to the dead-letter queue failed; will retry");
+            }
         }
     }
 }
