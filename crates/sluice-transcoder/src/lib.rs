@@ -18,6 +18,7 @@
 mod column;
 mod config;
 mod consumer;
+mod dictionary;
 mod error;
 mod flatten;
 mod keys;

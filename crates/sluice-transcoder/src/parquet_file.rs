@@ -12,6 +12,7 @@ use parquet::schema::types::ColumnPath;
 use sluice_events::proto::{Column, ColumnType, TableLoad};
 
 use crate::TranscodeError;
+use crate::dictionary::repeats;
 
 /// Columns whose values are (nearly) all different, where a dictionary only
 /// costs time before the writer falls back to plain encoding.
@@ -26,7 +27,10 @@ pub struct TableFile {
     pub load: TableLoad,
 }
 
-fn properties(schema: &Schema) -> WriterProperties {
+/// The writer properties for `schema`; with the values to be written
+/// (`arrays`, in field order, or none), columns whose values hardly repeat
+/// get no dictionary.
+fn properties(schema: &Schema, arrays: &[ArrayRef]) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         // Level 1: most of zstd's ratio on this data for a fraction of the
         // time of higher levels; the files are read many times, written once.
@@ -36,6 +40,12 @@ fn properties(schema: &Schema) -> WriterProperties {
     for &name in UNIQUE_COLUMNS {
         if schema.field_with_name(name).is_ok() {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
+        }
+    }
+    for (field, array) in schema.fields().iter().zip(arrays) {
+        if !UNIQUE_COLUMNS.contains(&field.name().as_str()) && !repeats(array.as_ref()) {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
     }
     for &name in JSON_COLUMNS {
@@ -116,19 +126,15 @@ impl FileSummary {
     }
 }
 
-/// An Arrow writer into memory with this crate's writer properties.
-pub fn arrow_writer(summary: &FileSummary) -> Result<ArrowWriter<Vec<u8>>, TranscodeError> {
-    let props = properties(&summary.schema);
+/// An Arrow writer into memory with this crate's writer properties, for
+/// `arrays` (see [`properties`]).
+pub fn arrow_writer(
+    summary: &FileSummary,
+    arrays: &[ArrayRef],
+) -> Result<ArrowWriter<Vec<u8>>, TranscodeError> {
+    let props = properties(&summary.schema, arrays);
     ArrowWriter::try_new(Vec::new(), summary.schema.clone(), Some(props))
         .map_err(|source| summary.parquet_error(source))
-}
-
-/// Writes batches of one table into a Parquet file held in memory; values
-/// are encoded and compressed as each batch arrives, so the batch's arrays
-/// can be dropped at once.
-pub struct TableWriter {
-    summary: FileSummary,
-    writer: ArrowWriter<Vec<u8>>,
 }
 
 /// A finished file with its Arrow schema and the metadata that locates
@@ -139,57 +145,71 @@ pub struct EncodedFile {
     pub metadata: ParquetMetaData,
 }
 
-impl TableWriter {
-    pub fn new(table: &str, schema: SchemaRef) -> Result<Self, TranscodeError> {
-        let summary = FileSummary::new(table, schema);
-        let writer = arrow_writer(&summary)?;
-        Ok(Self { summary, writer })
-    }
+/// Writes the rows of one table (one array per schema field, event times
+/// spanning `min_time_us..=max_time_us`) as a Parquet file in memory, to be
+/// stored at `object_key`. The file keeps its Parquet metadata, which
+/// locates each encoded column chunk so another file can reuse it (see
+/// [`crate::splice`]).
+pub fn write_file(
+    table: &str,
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    (min_time_us, max_time_us): (i64, i64),
+    object_key: String,
+) -> Result<EncodedFile, TranscodeError> {
+    let mut summary = FileSummary::new(table, schema);
+    let mut writer = arrow_writer(&summary, &columns)?;
+    let batch = RecordBatch::try_new(summary.schema.clone(), columns).map_err(|source| {
+        TranscodeError::Arrow {
+            table: table.to_owned(),
+            source,
+        }
+    })?;
+    writer
+        .write(&batch)
+        .map_err(|source| summary.parquet_error(source))?;
+    summary.add(batch.num_rows() as u64, min_time_us, max_time_us);
+    let metadata = writer
+        .finish()
+        .map_err(|source| summary.parquet_error(source))?;
+    // `finish` wrote the footer and flushed, so the buffer is the file.
+    let body = std::mem::take(writer.inner_mut());
+    let schema = summary.schema.clone();
+    Ok(EncodedFile {
+        file: summary.into_file(body, object_key),
+        schema,
+        metadata,
+    })
+}
 
-    /// Appends rows, given as one array per schema field, whose event times
-    /// span `min_time_us..=max_time_us`.
-    pub fn write(
-        &mut self,
-        columns: Vec<ArrayRef>,
-        min_time_us: i64,
-        max_time_us: i64,
-    ) -> Result<(), TranscodeError> {
-        let batch =
-            RecordBatch::try_new(self.summary.schema.clone(), columns).map_err(|source| {
-                TranscodeError::Arrow {
-                    table: self.summary.table.clone(),
-                    source,
-                }
-            })?;
-        self.writer
-            .write(&batch)
-            .map_err(|source| self.summary.parquet_error(source))?;
-        self.summary
-            .add(batch.num_rows() as u64, min_time_us, max_time_us);
-        Ok(())
-    }
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
 
-    /// Closes the file, to be stored at `object_key`.
-    pub fn finish(self, object_key: String) -> Result<TableFile, TranscodeError> {
-        Ok(self.finish_encoded(object_key)?.file)
-    }
+    use arrow_array::StringArray;
+    use arrow_schema::Field;
 
-    /// Closes the file and keeps its Parquet metadata, which locates each
-    /// encoded column chunk so another file can reuse it (see
-    /// [`crate::splice`]).
-    pub fn finish_encoded(mut self, object_key: String) -> Result<EncodedFile, TranscodeError> {
-        let metadata = self
-            .writer
-            .finish()
-            .map_err(|source| self.summary.parquet_error(source))?;
-        // `finish` wrote the footer and flushed, so the buffer is the file.
-        let body = std::mem::take(self.writer.inner_mut());
-        let schema = self.summary.schema.clone();
-        let file = self.summary.into_file(body, object_key);
-        Ok(EncodedFile {
-            file,
-            schema,
-            metadata,
-        })
+    use super::*;
+
+    #[test]
+    fn only_columns_whose_values_repeat_get_a_dictionary() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event", DataType::Utf8, false),
+            Field::new("url", DataType::Utf8, false),
+        ]));
+        let rows = 5_000;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["Viewed", "Added"][i % 2]),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("https://example.com/p/{i}")),
+            )),
+        ];
+        let file = write_file("t", schema, columns, (0, 0), "k".into()).unwrap();
+        let chunks = file.metadata.row_group(0).columns();
+        assert!(chunks[0].dictionary_page_offset().is_some(), "event");
+        assert!(chunks[1].dictionary_page_offset().is_none(), "url");
+        assert_eq!(file.file.load.row_count, rows as u64);
     }
 }

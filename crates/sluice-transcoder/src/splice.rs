@@ -29,7 +29,7 @@ impl SplicedWriter {
         let summary = FileSummary::new(table, schema);
         // Through the Arrow writer, for the same Parquet schema, writer
         // properties and embedded Arrow schema as every other table.
-        let (writer, null_columns) = arrow_writer(&summary)?
+        let (writer, null_columns) = arrow_writer(&summary, &[])?
             .into_serialized_writer()
             .map_err(|source| summary.parquet_error(source))?;
         Ok(Self {

@@ -22,7 +22,7 @@ use crate::column::{PathColumn, Ty};
 use crate::flatten::Flattened;
 use crate::keys::RawKey;
 use crate::names::{assign_column_names, table_name};
-use crate::parquet_file::{EncodedFile, TableFile, TableWriter};
+use crate::parquet_file::{EncodedFile, TableFile, write_file};
 use crate::rejected::{self, RejectedRows, Rejection};
 use crate::splice::SplicedWriter;
 use crate::table::{FinishedRows, Kind, TableRows};
@@ -231,9 +231,14 @@ impl Batch {
             let finished = self.rejected.finish();
             let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) =
                 finished.columns.into_iter().unzip();
-            let mut writer = TableWriter::new(rejected::TABLE, Arc::new(Schema::new(fields)))?;
-            writer.write(arrays, finished.min_time_us, finished.max_time_us)?;
-            files.push(writer.finish(key.table_key(rejected::TABLE))?);
+            let file = write_file(
+                rejected::TABLE,
+                Arc::new(Schema::new(fields)),
+                arrays,
+                (finished.min_time_us, finished.max_time_us),
+                key.table_key(rejected::TABLE),
+            )?;
+            files.push(file.file);
         }
         Ok(files)
     }
@@ -345,9 +350,13 @@ fn write_table(
             arrays.push(column.array);
         }
     }
-    let mut writer = TableWriter::new(table, Arc::new(Schema::new(fields)))?;
-    writer.write(arrays, finished.min_time_us, finished.max_time_us)?;
-    writer.finish_encoded(key.table_key(table))
+    write_file(
+        table,
+        Arc::new(Schema::new(fields)),
+        arrays,
+        (finished.min_time_us, finished.max_time_us),
+        key.table_key(table),
+    )
 }
 
 fn named(names: Vec<String>, columns: Vec<PathColumn>) -> Vec<(String, PathColumn)> {
