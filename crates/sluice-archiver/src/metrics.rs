@@ -21,7 +21,7 @@ pub(crate) struct Metrics {
     pub shards_active: IntGauge,
 }
 
-/// Values of the `cause` label of `archiver_errors_total`.
+/// Values of the `cause` label of `sluice_archiver_errors_total`.
 pub(crate) mod cause {
     pub const THROTTLED: &str = "throttled";
     pub const TRANSIENT: &str = "transient";
@@ -38,32 +38,32 @@ impl Metrics {
         let m = Self {
             millis_behind_latest: IntGaugeVec::new(
                 Opts::new(
-                    "archiver_millis_behind_latest",
+                    "sluice_archiver_millis_behind_latest",
                     "How far the last read of the shard was behind its tip (MillisBehindLatest)",
                 ),
                 SHARD,
             )?,
             records_archived: IntCounterVec::new(
                 Opts::new(
-                    "archiver_records_archived_total",
+                    "sluice_archiver_records_archived_total",
                     "Stream records written to raw objects and checkpointed",
                 ),
                 SHARD,
             )?,
             bytes_archived: IntCounterVec::new(
                 Opts::new(
-                    "archiver_bytes_archived_total",
+                    "sluice_archiver_bytes_archived_total",
                     "Stream record bytes written to raw objects and checkpointed",
                 ),
                 SHARD,
             )?,
             objects_written: IntCounterVec::new(
-                Opts::new("archiver_objects_written_total", "Raw objects written"),
+                Opts::new("sluice_archiver_objects_written_total", "Raw objects written"),
                 SHARD,
             )?,
             checkpoint_age: GaugeVec::new(
                 Opts::new(
-                    "archiver_checkpoint_age_seconds",
+                    "sluice_archiver_checkpoint_age_seconds",
                     "Seconds since the shard's checkpoint last advanced; 0 while the shard is \
                      caught up with nothing waiting",
                 ),
@@ -71,20 +71,20 @@ impl Metrics {
             )?,
             errors: IntCounterVec::new(
                 Opts::new(
-                    "archiver_errors_total",
+                    "sluice_archiver_errors_total",
                     "Failed stream or object store calls (retried), by operation and cause",
                 ),
                 &["operation", "cause"],
             )?,
             records_reread: IntCounterVec::new(
                 Opts::new(
-                    "archiver_records_reread_total",
+                    "sluice_archiver_records_reread_total",
                     "Buffered records dropped to be read again from the checkpoint, by cause",
                 ),
                 &["cause"],
             )?,
             shards_active: IntGauge::new(
-                "archiver_shards_active",
+                "sluice_archiver_shards_active",
                 "Shards this replica is reading now",
             )?,
         };

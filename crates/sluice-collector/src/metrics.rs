@@ -31,7 +31,7 @@ impl Metrics {
         let m = Self {
             events_accepted: IntCounterVec::new(
                 Opts::new(
-                    "collector_events_accepted_total",
+                    "sluice_collector_events_accepted_total",
                     "Events accepted, by client protocol",
                 ),
                 &["protocol"],
@@ -39,7 +39,7 @@ impl Metrics {
             .expect("valid metric"),
             events_rejected: IntCounterVec::new(
                 Opts::new(
-                    "collector_events_rejected_total",
+                    "sluice_collector_events_rejected_total",
                     "Events rejected (and kept under rejected/), by cause",
                 ),
                 &["cause"],
@@ -47,7 +47,7 @@ impl Metrics {
             .expect("valid metric"),
             requests: IntCounterVec::new(
                 Opts::new(
-                    "collector_requests_total",
+                    "sluice_collector_requests_total",
                     "Requests answered, by protocol and outcome (ok or the refusal's cause)",
                 ),
                 &["protocol", "outcome"],
@@ -55,7 +55,7 @@ impl Metrics {
             .expect("valid metric"),
             request_seconds: HistogramVec::new(
                 HistogramOpts::new(
-                    "collector_request_duration_seconds",
+                    "sluice_collector_request_duration_seconds",
                     "Time from request to answer",
                 )
                 .buckets(exponential_buckets(0.0002, 2.0, 16).expect("valid buckets")),
@@ -64,7 +64,7 @@ impl Metrics {
             .expect("valid metric"),
             put_seconds: Histogram::with_opts(
                 HistogramOpts::new(
-                    "collector_put_records_duration_seconds",
+                    "sluice_collector_put_records_duration_seconds",
                     "Latency of one PutRecords call",
                 )
                 .buckets(exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
@@ -72,7 +72,7 @@ impl Metrics {
             .expect("valid metric"),
             put_failed_entries: IntCounterVec::new(
                 Opts::new(
-                    "collector_put_records_failed_entries_total",
+                    "sluice_collector_put_records_failed_entries_total",
                     "PutRecords entries the stream refused (retried), by error code",
                 ),
                 &["code"],
@@ -80,20 +80,20 @@ impl Metrics {
             .expect("valid metric"),
             put_errors: IntCounterVec::new(
                 Opts::new(
-                    "collector_put_records_errors_total",
+                    "sluice_collector_put_records_errors_total",
                     "PutRecords calls that failed as a whole, by whether they are retried",
                 ),
                 &["retryable"],
             )
             .expect("valid metric"),
             put_retries: IntCounter::new(
-                "collector_put_records_retries_total",
+                "sluice_collector_put_records_retries_total",
                 "PutRecords calls that retried failed entries",
             )
             .expect("valid metric"),
             events_per_record: Histogram::with_opts(
                 HistogramOpts::new(
-                    "collector_events_per_record",
+                    "sluice_collector_events_per_record",
                     "Events aggregated into one stream record",
                 )
                 .buckets(exponential_buckets(1.0, 2.0, 14).expect("valid buckets")),
@@ -101,29 +101,29 @@ impl Metrics {
             .expect("valid metric"),
             bytes_per_put: Histogram::with_opts(
                 HistogramOpts::new(
-                    "collector_put_records_bytes",
+                    "sluice_collector_put_records_bytes",
                     "Compressed bytes sent in one PutRecords call",
                 )
                 .buckets(exponential_buckets(1024.0, 2.0, 14).expect("valid buckets")),
             )
             .expect("valid metric"),
             in_flight_bytes: IntGauge::new(
-                "collector_in_flight_bytes",
+                "sluice_collector_in_flight_bytes",
                 "Bytes of accepted events not yet in the stream (buffer fill)",
             )
             .expect("valid metric"),
             in_flight_limit_bytes: IntGauge::new(
-                "collector_in_flight_limit_bytes",
+                "sluice_collector_in_flight_limit_bytes",
                 "The in-flight limit; above it requests get 503",
             )
             .expect("valid metric"),
             rejected_store_failures: IntCounter::new(
-                "collector_rejected_store_failures_total",
+                "sluice_collector_rejected_store_failures_total",
                 "Rejected events that could not be written under rejected/",
             )
             .expect("valid metric"),
             events_lost: IntCounter::new(
-                "collector_events_lost_total",
+                "sluice_collector_events_lost_total",
                 "Buffered-mode events the stream refused for good after they were acknowledged",
             )
             .expect("valid metric"),

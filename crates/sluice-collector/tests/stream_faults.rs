@@ -53,8 +53,8 @@ async fn failed_entries_are_retried_alone_until_written() {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         assert_eq!(answer.body["accepted"], 100);
     }
-    assert!(running.metric("collector_put_records_failed_entries_total") > 0.0);
-    assert!(running.metric("collector_put_records_retries_total") > 0.0);
+    assert!(running.metric("sluice_collector_put_records_failed_entries_total") > 0.0);
+    assert!(running.metric("sluice_collector_put_records_retries_total") > 0.0);
     running.stop().await;
     assert_each_once(&read_all(&*local.stream).await, 1000);
 }
@@ -108,7 +108,7 @@ async fn a_stalled_stream_yields_503_with_bounded_memory_then_recovers() {
         .map(|i| tokio::spawn(post_owned(url.clone(), batch(i * 50..(i + 1) * 50))))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let in_flight = running.metric("collector_in_flight_bytes");
+    let in_flight = running.metric("sluice_collector_in_flight_bytes");
     assert!(in_flight > 0.0 && in_flight <= limit as f64, "{in_flight}");
     let (mut refused, mut waiting) = (0, Vec::new());
     for request in requests {
@@ -139,7 +139,7 @@ async fn a_stalled_stream_yields_503_with_bounded_memory_then_recovers() {
     }
     let answer = post(&url, batch(5000..5050)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    assert_eq!(running.metric("collector_in_flight_bytes"), 0.0);
+    assert_eq!(running.metric("sluice_collector_in_flight_bytes"), 0.0);
     running.stop().await;
     assert_each_once(&read_all(&*local.stream).await, (accepted + 1) * 50);
 }
