@@ -58,7 +58,10 @@ impl Metrics {
                 SHARD,
             )?,
             objects_written: IntCounterVec::new(
-                Opts::new("sluice_archiver_objects_written_total", "Raw objects written"),
+                Opts::new(
+                    "sluice_archiver_objects_written_total",
+                    "Raw objects written",
+                ),
                 SHARD,
             )?,
             checkpoint_age: GaugeVec::new(

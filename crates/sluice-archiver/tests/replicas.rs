@@ -53,7 +53,10 @@ async fn run_two(
     )
     .await;
     let race = |r: &common::Running| {
-        r.counter("sluice_archiver_errors_total", Some(("cause", "checkpoint_race")))
+        r.counter(
+            "sluice_archiver_errors_total",
+            Some(("cause", "checkpoint_race")),
+        )
     };
     let races = [race(&first), race(&second)];
     first.stop().await;

@@ -82,7 +82,10 @@ async fn bad_events_are_rejected_alone_with_index_field_and_limit() {
             .unwrap()
             .contains("invalid UTF-8 at byte")
     );
-    assert_eq!(running.metric("sluice_collector_events_rejected_total"), 6.0);
+    assert_eq!(
+        running.metric("sluice_collector_events_rejected_total"),
+        6.0
+    );
     running.stop().await;
 
     let got = read_all(&*local.stream).await;
