@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prost::Message;
+use sluice_events::EventJson;
 use sluice_events::proto::collector_server::{Collector, CollectorServer};
 use sluice_events::proto::{Envelope, EventResult, SendBatchRequest, SendBatchResponse};
 use tokio::net::TcpListener;
@@ -86,9 +87,8 @@ impl GrpcCollector {
             protocol: PROTOCOL,
             events: texts
                 .iter()
-                .map(|t| t.as_ref().map(String::as_str).map_err(Clone::clone))
+                .map(|t| t.as_deref().map(EventJson::new).map_err(Clone::clone))
                 .collect(),
-            parsed: false,
             write_key: None,
             sent_at_us: None,
             default_type: None,

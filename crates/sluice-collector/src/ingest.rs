@@ -5,7 +5,7 @@
 use sluice_events::time::now_us;
 
 use sluice_events::proto::CollectorMeta;
-use sluice_events::{EncodedEvents, IngestContext};
+use sluice_events::{EncodedEvents, EventJson, IngestContext};
 
 use crate::auth::Sources;
 use crate::config::AckMode;
@@ -87,7 +87,12 @@ impl Intake {
             },
         };
 
-        let json_bytes = decoded.events.iter().flatten().map(|json| json.len()).sum();
+        let json_bytes = decoded
+            .events
+            .iter()
+            .flatten()
+            .map(|e| e.text().len())
+            .sum();
         let mut accepted = EncodedEvents::with_capacity(
             &ctx.source,
             &ctx.collector,
@@ -97,12 +102,12 @@ impl Intake {
         let mut event_ids = Vec::new();
         let mut rejected = Vec::new();
         for (index, item) in decoded.events.into_iter().enumerate() {
-            let raw = *item.as_ref().unwrap_or(&"");
-            let envelope = item.and_then(|json| {
-                if let Some(offset) = text.and_then(|t| t.invalid_in(json)) {
+            let raw = item.as_ref().map_or("", EventJson::text);
+            let envelope = item.and_then(|event| {
+                if let Some(offset) = text.and_then(|t| t.invalid_in(event.text())) {
                     return Err(Reject::InvalidUtf8 { offset });
                 }
-                ctx.envelope_without_meta(json, decoded.parsed, &self.config.limits)
+                ctx.envelope_without_meta(event, &self.config.limits)
                     .map_err(Reject::Event)
             });
             match envelope {

@@ -24,7 +24,9 @@ pub use archive::{
 };
 pub use batch::EncodedEvents;
 pub use error::EventError;
-pub use json::{IngestContext, envelope_from_json};
+pub use json::{
+    EventJson, IngestContext, ScannedBatch, envelope_from_json, scan_batch, scan_event_array,
+};
 pub use limits::Limits;
 pub use manifest::{decode_manifest, encode_manifest};
 pub use record::{

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::EventError;
+use crate::json::grammar::{skip_ws, value_end};
 
 /// Per-event limits, enforced where an event enters the pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,130 +29,18 @@ impl Default for Limits {
     }
 }
 
-/// Depth of nesting and number of leaf values in a JSON text, by one pass
-/// over its bytes. Cheaper than building a tree, and it cannot overflow a
-/// stack on hostile input. A leaf is what flattening turns into a column:
-/// any value inside an object that is not itself an object (an array counts
-/// once, whatever it holds).
+/// Depth of nesting and number of leaf values in a JSON text, measured by
+/// the pass that checks its grammar (see `json::grammar::value_end`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Shape {
     pub depth: usize,
     pub leaves: usize,
 }
 
+/// The shape of `json`, which must be valid JSON (a default shape if not).
 pub(crate) fn shape(json: &str) -> Shape {
-    scan(json.as_bytes(), 0, false).0
-}
-
-/// The shape of the JSON value (an object or an array) starting at `start`,
-/// and the offset just past it. `bytes` must be valid JSON there; on other
-/// input the result is meaningless but the scan still ends without panicking.
-pub(crate) fn shape_of_value(bytes: &[u8], start: usize) -> (Shape, usize) {
-    scan(bytes, start, true)
-}
-
-/// The offset of the first `"` or `\` at or after `i` (`bytes.len()` if
-/// none), eight bytes at a time: most of an event's bytes are in strings.
-pub(crate) fn find_quote_or_backslash(bytes: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let quotes = word ^ (ONES * u64::from(b'"'));
-        let backslashes = word ^ (ONES * u64::from(b'\\'));
-        // A byte's high bit is set where it is zero, exact up to the first
-        // zero byte, which is all that is read.
-        let found = ((quotes.wrapping_sub(ONES) & !quotes)
-            | (backslashes.wrapping_sub(ONES) & !backslashes))
-            & HIGHS;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'"' || b == b'\\' {
-            return i;
-        }
-        i += 1;
-    }
-    bytes.len().max(i)
-}
-
-/// No stack is kept: in valid JSON a closing bracket says what it closes,
-/// and a value is a column only while no array is open, that is while every
-/// open container is an object. So the nesting depth, the number of open
-/// arrays and whether the innermost object waits for a key are enough.
-fn scan(bytes: &[u8], start: usize, stop_when_closed: bool) -> (Shape, usize) {
-    let mut shape = Shape::default();
-    let mut depth = 0usize;
-    let mut arrays_open = 0usize;
-    let mut expect_key = false;
-    let mut in_scalar = false;
-    // Whether a value starting now is a column: directly inside an object,
-    // in value position, and not inside any array.
-    let is_column = |depth: usize, arrays_open: usize, expect_key: bool| {
-        depth > 0 && arrays_open == 0 && !expect_key
-    };
-    let mut i = start;
-    while let Some(&b) = bytes.get(i) {
-        i += 1;
-        match b {
-            b'"' => {
-                shape.leaves += usize::from(is_column(depth, arrays_open, expect_key));
-                in_scalar = false;
-                // Skip the string: only a quote or a backslash matter in it.
-                loop {
-                    i = find_quote_or_backslash(bytes, i);
-                    match bytes.get(i) {
-                        Some(b'\\') => i += 2,
-                        Some(_) => {
-                            i += 1;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            }
-            b'{' => {
-                depth += 1;
-                expect_key = true;
-                shape.depth = shape.depth.max(depth);
-            }
-            b'[' => {
-                shape.leaves += usize::from(is_column(depth, arrays_open, expect_key));
-                depth += 1;
-                arrays_open += 1;
-                shape.depth = shape.depth.max(depth);
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                if b == b']' {
-                    arrays_open = arrays_open.saturating_sub(1);
-                }
-                // The enclosing container, if an object, just got its value.
-                expect_key = false;
-                in_scalar = false;
-                if stop_when_closed && depth == 0 {
-                    break;
-                }
-            }
-            b':' | b',' => {
-                // Only read while no array is open, when the innermost
-                // container is an object.
-                expect_key = b == b',';
-                in_scalar = false;
-            }
-            b' ' | b'\n' | b'\r' | b'\t' => in_scalar = false,
-            _ => {
-                if !in_scalar {
-                    in_scalar = true;
-                    shape.leaves += usize::from(is_column(depth, arrays_open, expect_key));
-                }
-            }
-        }
-    }
-    (shape, i.min(bytes.len()))
+    let b = json.as_bytes();
+    value_end(b, skip_ws(b, 0)).map_or_else(Shape::default, |(shape, _)| shape)
 }
 
 impl Limits {
@@ -225,31 +114,6 @@ mod tests {
                 leaves: 2
             }
         );
-    }
-
-    #[test]
-    fn finds_quotes_and_backslashes_at_every_offset() {
-        for len in 0..40 {
-            for at in 0..=len {
-                for c in [b'"', b'\\'] {
-                    let mut text = vec![b'a'; len];
-                    if at < len {
-                        text[at] = c;
-                        // A later match must not win.
-                        if at + 1 < len {
-                            text[len - 1] = b'"';
-                        }
-                    }
-                    for from in 0..=at.min(len) {
-                        let want = if at < len { at } else { len };
-                        assert_eq!(find_quote_or_backslash(&text, from), want);
-                    }
-                }
-            }
-        }
-        let utf8 = "é\"ü\\".as_bytes();
-        assert_eq!(find_quote_or_backslash(utf8, 0), 2);
-        assert_eq!(find_quote_or_backslash(utf8, 3), 5);
     }
 
     #[test]

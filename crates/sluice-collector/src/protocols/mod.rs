@@ -7,12 +7,13 @@ pub mod native;
 pub mod protobuf;
 pub mod segment;
 
+use sluice_events::EventJson;
 use sluice_events::proto::EventType;
 
 use crate::rejection::Reject;
 
 /// One event's JSON text, or why it could not even be cut out of the body.
-pub type EventText<'a> = Result<&'a str, Reject>;
+pub type EventText<'a> = Result<EventJson<'a>, Reject>;
 
 /// A request body, split into events.
 #[derive(Debug)]
@@ -20,9 +21,6 @@ pub struct Decoded<'a> {
     /// The protocol's name, kept in each envelope's collector metadata.
     pub protocol: &'static str,
     pub events: Vec<EventText<'a>>,
-    /// Whether a JSON parser has already accepted each event's text (it was
-    /// cut out of a parsed body), so it need not be parsed again.
-    pub parsed: bool,
     /// A write key the body carries (`writeKey`); the Authorization header
     /// is used when there is none.
     pub write_key: Option<String>,
@@ -30,6 +28,18 @@ pub struct Decoded<'a> {
     pub sent_at_us: Option<i64>,
     /// The type the endpoint implies (`/v1/track`).
     pub default_type: Option<EventType>,
+}
+
+#[cfg(test)]
+impl<'a> Decoded<'a> {
+    /// The events' texts, to compare.
+    pub fn texts(&self) -> Vec<Result<&'a str, Reject>> {
+        let text = |event: &EventJson<'a>| event.text();
+        self.events
+            .iter()
+            .map(|event| event.as_ref().map(text).map_err(Clone::clone))
+            .collect()
+    }
 }
 
 /// Which decoder an HTTP path goes to.

@@ -1,13 +1,14 @@
-//! Cutting an event object into its top-level fields: serde's `RawValue`s
-//! for any input, or one hand-written pass for an event whose batch parse
-//! already proved it valid JSON (the collector's hot path).
+//! Cutting an event object into its top-level fields: one hand-written pass
+//! that also checks the JSON grammar (the hot path), or serde's `RawValue`s
+//! for what that pass leaves to serde, and for serde's error messages.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::limits::{Shape, find_quote_or_backslash, shape_of_value};
+use super::grammar::{object_members, skip_ws, value_end};
+use crate::limits::Shape;
 
-/// The fields an event may have. `scan_valid_event` matches the same names
+/// The fields an event may have. `event_fields` matches the same names
 /// (renames and aliases included): keep the two in step.
 #[derive(Deserialize)]
 pub(super) struct RawEvent<'a> {
@@ -47,7 +48,7 @@ pub(super) struct RawEvent<'a> {
 
 /// The event's top-level fields as JSON texts, whichever way they were cut
 /// out, with the shapes of its object fields when the cut measured them.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Fields<'a> {
     pub(super) message_id: Option<&'a str>,
     pub(super) kind: Option<&'a str>,
@@ -87,112 +88,51 @@ impl<'a> From<RawEvent<'a>> for Fields<'a> {
     }
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        i += 1;
-    }
-    i
-}
-
-/// Offset just past the string whose opening quote is at `i`, and whether
-/// it holds an escape.
-fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    let mut escaped = false;
-    i += 1;
-    loop {
-        i = find_quote_or_backslash(b, i);
-        match b.get(i)? {
-            b'"' => return Some((i + 1, escaped)),
-            _ => {
-                escaped = true;
-                i += 2;
-            }
-        }
-    }
-}
-
-/// One pass over an event object known to be valid JSON: its top-level
-/// fields, spans identical to serde's `RawValue`s, and the shapes of its
-/// object fields. `None` for anything the serde path must decide (an escaped
-/// key, a repeated field, text that is not a lone object), so errors come
-/// from exactly the code that produced them before.
-pub(super) fn scan_valid_event(json: &str) -> Option<Fields<'_>> {
-    let b = json.as_bytes();
+/// One pass over the event object at `start` of `text`: its top-level
+/// fields, spans identical to serde's `RawValue`s, the shapes of its object
+/// fields, and the offset just past it. The pass checks the grammar as
+/// strictly as serde_json does, so an answer means valid JSON. `None` is
+/// invalid JSON or what the serde path must decide (an escaped key, a
+/// repeated field), so errors come from exactly the code that produced them
+/// before.
+pub(super) fn event_fields(text: &str, start: usize) -> Option<(Fields<'_>, usize)> {
+    let b = text.as_bytes();
     let mut fields = Fields::default();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        i += 1;
-    } else {
-        loop {
-            if b.get(i) != Some(&b'"') {
+    let end = object_members(text, start, |key, i| {
+        let (slot, shape_slot) = match key {
+            "messageId" | "message_id" | "event_id" => (Some(&mut fields.message_id), None),
+            "type" => (Some(&mut fields.kind), None),
+            "event" => (Some(&mut fields.event), None),
+            "userId" | "user_id" => (Some(&mut fields.user_id), None),
+            "anonymousId" | "anonymous_id" => (Some(&mut fields.anonymous_id), None),
+            "timestamp" => (Some(&mut fields.timestamp), None),
+            "sentAt" | "sent_at" => (Some(&mut fields.sent_at), None),
+            "properties" => (Some(&mut fields.properties), Some(0)),
+            "context" => (Some(&mut fields.context), Some(1)),
+            "traits" => (Some(&mut fields.traits), Some(2)),
+            "name" => (Some(&mut fields.name), None),
+            "groupId" | "group_id" => (Some(&mut fields.group_id), None),
+            "previousId" | "previous_id" => (Some(&mut fields.previous_id), None),
+            _ => (None, None),
+        };
+        let (shape, end) = value_end(b, i)?;
+        if let Some(slot) = slot {
+            if slot.is_some() {
                 return None;
             }
-            let (key_end, escaped) = string_end(b, i)?;
-            if escaped {
-                return None;
-            }
-            let key = json.get(i + 1..key_end - 1)?;
-            i = skip_ws(b, key_end);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = skip_ws(b, i + 1);
-            let (slot, shape_slot) = match key {
-                "messageId" | "message_id" | "event_id" => (Some(&mut fields.message_id), None),
-                "type" => (Some(&mut fields.kind), None),
-                "event" => (Some(&mut fields.event), None),
-                "userId" | "user_id" => (Some(&mut fields.user_id), None),
-                "anonymousId" | "anonymous_id" => (Some(&mut fields.anonymous_id), None),
-                "timestamp" => (Some(&mut fields.timestamp), None),
-                "sentAt" | "sent_at" => (Some(&mut fields.sent_at), None),
-                "properties" => (Some(&mut fields.properties), Some(0)),
-                "context" => (Some(&mut fields.context), Some(1)),
-                "traits" => (Some(&mut fields.traits), Some(2)),
-                "name" => (Some(&mut fields.name), None),
-                "groupId" | "group_id" => (Some(&mut fields.group_id), None),
-                "previousId" | "previous_id" => (Some(&mut fields.previous_id), None),
-                _ => (None, None),
-            };
-            let start = i;
-            let end = match b.get(i)? {
-                b'"' => string_end(b, i)?.0,
-                b'{' | b'[' => {
-                    let (shape, end) = shape_of_value(b, i);
-                    if let Some(k) = shape_slot {
-                        fields.shapes[k] = Some(shape);
-                    }
-                    end
-                }
-                _ => {
-                    while !matches!(
-                        b.get(i),
-                        None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
-                    ) {
-                        i += 1;
-                    }
-                    i
-                }
-            };
-            if let Some(slot) = slot {
-                if slot.is_some() {
-                    return None;
-                }
-                *slot = Some(json.get(start..end)?);
-            }
-            i = skip_ws(b, end);
-            match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
-                Some(b'}') => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
+            *slot = Some(text.get(i..end)?);
         }
-    }
-    (skip_ws(b, i) == b.len()).then_some(fields)
+        if let Some(k) = shape_slot {
+            fields.shapes[k] = Some(shape);
+        }
+        Some(end)
+    })?;
+    Some((fields, end))
+}
+
+/// [`event_fields`] of a text that is one event object.
+pub(super) fn scan_event(json: &str) -> Option<Fields<'_>> {
+    let b = json.as_bytes();
+    let (fields, end) = event_fields(json, skip_ws(b, 0))?;
+    (skip_ws(b, end) == b.len()).then_some(fields)
 }
