@@ -193,6 +193,20 @@ impl<'a> EventJson<'a> {
         Self { text, fields: None }
     }
 
+    /// One event sent on its own (Segment's `/v1/track`): its grammar
+    /// checked and its fields taken in one pass, with its `writeKey`
+    /// member's JSON text. `None` leaves it to serde, as [`scan_batch`]
+    /// does.
+    pub fn scan(text: &'a str) -> Option<(Self, Option<&'a str>)> {
+        let fields = scan_event(text)?;
+        let write_key = fields.write_key;
+        let event = Self {
+            text,
+            fields: Some(fields),
+        };
+        Some((event, write_key))
+    }
+
     pub fn text(&self) -> &'a str {
         self.text
     }

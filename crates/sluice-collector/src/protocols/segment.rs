@@ -158,12 +158,24 @@ pub fn decode_single(body: &str, kind: EventType) -> Result<Decoded<'_>, Collect
             "expected one event as a JSON object".into(),
         ));
     }
-    let meta: SingleMeta =
-        serde_json::from_str(event).map_err(|e| CollectorError::Json(e.to_string()))?;
+    // One pass when it can; a `writeKey` that is not a plain string, and
+    // what the pass leaves to serde, get serde's reading and errors.
+    let scanned = EventJson::scan(event).and_then(|(json, write_key)| match write_key {
+        None => Some((json, None)),
+        Some(raw) => serde_json::from_str(raw).ok().map(|key| (json, Some(key))),
+    });
+    let (json, write_key) = match scanned {
+        Some(scanned) => scanned,
+        None => {
+            let meta: SingleMeta =
+                serde_json::from_str(event).map_err(|e| CollectorError::Json(e.to_string()))?;
+            (EventJson::new(event), meta.write_key)
+        }
+    };
     Ok(Decoded {
         protocol: PROTOCOL,
-        events: vec![Ok(EventJson::new(event))],
-        write_key: meta.write_key,
+        events: vec![Ok(json)],
+        write_key,
         sent_at_us: None,
         default_type: Some(kind),
     })
@@ -271,5 +283,23 @@ mod tests {
         assert_eq!(d.write_key.as_deref(), Some("wk"));
         assert_eq!(d.texts(), vec![Ok(r#"{"writeKey":"wk","event":"x"}"#)]);
         assert!(decode_single("[1]", EventType::Track).is_err());
+        // Read by serde instead: an escape in the key, or in the value.
+        for (body, key) in [
+            (r#"{"writeKey":"wk"}"#, Some("wk")),
+            (r#"{"writeKey":"wk"}"#, Some("wk")),
+            (r#"{"writeKey":null}"#, None),
+        ] {
+            let d = decode_single(body, EventType::Track).unwrap();
+            assert_eq!(d.write_key.as_deref(), key, "{body}");
+        }
+        for body in [r#"{"writeKey":1}"#, r#"{"writeKey":"wk",}"#] {
+            assert!(
+                matches!(
+                    decode_single(body, EventType::Track),
+                    Err(CollectorError::Json(_))
+                ),
+                "{body}"
+            );
+        }
     }
 }

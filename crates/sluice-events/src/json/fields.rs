@@ -63,6 +63,9 @@ pub(super) struct Fields<'a> {
     pub(super) name: Option<&'a str>,
     pub(super) group_id: Option<&'a str>,
     pub(super) previous_id: Option<&'a str>,
+    /// Segment's `writeKey`, which a single event may carry in its body;
+    /// only the one pass takes it (serde's path reads it on its own).
+    pub(super) write_key: Option<&'a str>,
     /// Shapes of `properties`, `context`, `traits`.
     pub(super) shapes: [Option<Shape>; 3],
 }
@@ -83,6 +86,7 @@ impl<'a> From<RawEvent<'a>> for Fields<'a> {
             name: raw.name.map(RawValue::get),
             group_id: raw.group_id.map(RawValue::get),
             previous_id: raw.previous_id.map(RawValue::get),
+            write_key: None,
             shapes: [None; 3],
         }
     }
@@ -113,6 +117,7 @@ pub(super) fn event_fields(text: &str, start: usize) -> Option<(Fields<'_>, usiz
             "name" => (Some(&mut fields.name), None),
             "groupId" | "group_id" => (Some(&mut fields.group_id), None),
             "previousId" | "previous_id" => (Some(&mut fields.previous_id), None),
+            "writeKey" => (Some(&mut fields.write_key), None),
             _ => (None, None),
         };
         let (shape, end) = value_end(b, i)?;
