@@ -13,8 +13,10 @@ mod moto_install;
 mod names;
 mod port;
 mod postgres;
+mod rng;
 mod watchdog;
 
 pub use moto::MotoServer;
 pub use names::unique_name;
 pub use postgres::Postgres;
+pub use rng::Xorshift;

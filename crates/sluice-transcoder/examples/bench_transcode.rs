@@ -17,6 +17,7 @@ use sluice_events::proto::{ArchiveHeader, ArchivedRecord, CollectorMeta, Source}
 use sluice_events::{
     ArchiveWriter, IngestContext, Limits, encode_record, encoded_len_in_batch, envelope_from_json,
 };
+use sluice_testkit::Xorshift;
 
 /// Events per aggregated stream record (~1 MiB Kinesis record limit).
 const EVENTS_PER_RECORD: usize = 500;
@@ -29,26 +30,9 @@ const CATEGORIES: &[(&str, &str)] = &[
     ("kitchen", "cookware"),
 ];
 
-/// A cheap deterministic generator (xorshift), so both sides get the very
-/// same events on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn event_json(i: u64, rng: &mut Rng) -> String {
-    let product = PRODUCTS[rng.below(PRODUCTS.len() as u64) as usize];
-    let (primary, secondary) = CATEGORIES[rng.below(CATEGORIES.len() as u64) as usize];
+fn event_json(i: u64, rng: &mut Xorshift) -> String {
+    let product = PRODUCTS[rng.below(PRODUCTS.len())];
+    let (primary, secondary) = CATEGORIES[rng.below(CATEGORIES.len())];
     let user = rng.below(50_000);
     let ts = T0_US + i as i64 * 1_000;
     let time = |us: i64| sluice_events::time::format_us(us);
@@ -76,7 +60,7 @@ fn event_json(i: u64, rng: &mut Rng) -> String {
         ),
         n => {
             let event = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Video Played", "Search Performed"]
-                [(n % 6) as usize];
+                [n % 6];
             write!(
                 out,
                 r#"{{"type":"track","event":"{event}",{common},"properties":{{"product_id":"sku-{}","name":"{product} {}","price":{}.{:02},"quantity":{},"currency":"EUR","in_stock":{},"category":{{"primary":"{primary}","secondary":"{secondary}"}},"tags":["new","sale"]}}}}"#,
@@ -111,7 +95,7 @@ fn generate(dir: &Path, events: u64, objects: u64) {
         },
     };
     let limits = Limits::default();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
     let per_object = events / objects;
     let (mut json_bytes, mut envelope_bytes, mut raw_bytes) = (0u64, 0u64, 0u64);
     for object in 0..objects {

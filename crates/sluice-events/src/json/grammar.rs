@@ -281,6 +281,8 @@ pub(crate) fn value_end(b: &[u8], mut i: usize) -> Option<(Shape, usize)> {
 
 #[cfg(test)]
 mod tests {
+    use sluice_testkit::Xorshift;
+
     use super::*;
 
     /// The whole text is one valid JSON value.
@@ -293,33 +295,17 @@ mod tests {
         serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
     }
 
-    /// A small deterministic generator (xorshift), so failures replay.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-
-        /// Mostly from `good`, one time in `1 / MISS_RATE` from `bad`.
-        fn pick_or_miss<'a>(&mut self, good: &[&'a str], bad: &[&'a str]) -> &'a str {
-            const MISS_RATE: usize = 40;
-            match self.below(MISS_RATE) {
-                0 => self.pick(bad),
-                _ => self.pick(good),
-            }
+    /// Mostly from `good`, one time in `1 / MISS_RATE` from `bad`.
+    fn pick_or_miss<'a>(rng: &mut Xorshift, good: &[&'a str], bad: &[&'a str]) -> &'a str {
+        const MISS_RATE: usize = 40;
+        match rng.below(MISS_RATE) {
+            0 => rng.pick(bad),
+            _ => rng.pick(good),
         }
     }
 
     /// Mostly valid JSON, with the near misses a parser must catch.
-    fn value(rng: &mut Rng, depth: usize, out: &mut String) {
+    fn value(rng: &mut Xorshift, depth: usize, out: &mut String) {
         const WS: (&[&str], &[&str]) = (
             &["", "", "", " ", "\n", "\t", "\r\n "],
             &["\u{a0}", "\x0b", "\u{feff}"],
@@ -358,13 +344,13 @@ mod tests {
             &["\\u12", "\\uzzzz", "\\x", "\\'", "\t", "\n", "\x01", "\\"],
         );
         const KEYS: (&[&str], &[&str]) = (&[r#""k""#, r#""k\u0041""#, r#""""#], &["k", "1", "'k'"]);
-        out.push_str(rng.pick_or_miss(WS.0, WS.1));
+        out.push_str(pick_or_miss(rng, WS.0, WS.1));
         match rng.below(if depth > 4 { 2 } else { 4 }) {
-            0 => out.push_str(rng.pick_or_miss(SCALARS.0, SCALARS.1)),
+            0 => out.push_str(pick_or_miss(rng, SCALARS.0, SCALARS.1)),
             1 => {
                 out.push('"');
                 for _ in 0..rng.below(4) {
-                    out.push_str(rng.pick_or_miss(STRING_PARTS.0, STRING_PARTS.1));
+                    out.push_str(pick_or_miss(rng, STRING_PARTS.0, STRING_PARTS.1));
                 }
                 out.push('"');
             }
@@ -372,32 +358,32 @@ mod tests {
                 out.push('[');
                 for n in 0..rng.below(4) {
                     if n > 0 {
-                        out.push_str(rng.pick_or_miss(&[","], &["", ",,"]));
+                        out.push_str(pick_or_miss(rng, &[","], &["", ",,"]));
                     }
                     value(rng, depth + 1, out);
                 }
-                out.push_str(rng.pick_or_miss(&["]"], &[",]", "}", ""]));
+                out.push_str(pick_or_miss(rng, &["]"], &[",]", "}", ""]));
             }
             _ => {
                 out.push('{');
                 for n in 0..rng.below(4) {
                     if n > 0 {
-                        out.push_str(rng.pick_or_miss(&[","], &["", ",,"]));
+                        out.push_str(pick_or_miss(rng, &[","], &["", ",,"]));
                     }
-                    out.push_str(rng.pick_or_miss(WS.0, WS.1));
-                    out.push_str(rng.pick_or_miss(KEYS.0, KEYS.1));
-                    out.push_str(rng.pick_or_miss(WS.0, WS.1));
-                    out.push_str(rng.pick_or_miss(&[":"], &["", "="]));
+                    out.push_str(pick_or_miss(rng, WS.0, WS.1));
+                    out.push_str(pick_or_miss(rng, KEYS.0, KEYS.1));
+                    out.push_str(pick_or_miss(rng, WS.0, WS.1));
+                    out.push_str(pick_or_miss(rng, &[":"], &["", "="]));
                     value(rng, depth + 1, out);
                 }
-                out.push_str(rng.pick_or_miss(&["}"], &[",}", "]", ""]));
+                out.push_str(pick_or_miss(rng, &["}"], &[",}", "]", ""]));
             }
         }
-        out.push_str(rng.pick_or_miss(WS.0, WS.1));
+        out.push_str(pick_or_miss(rng, WS.0, WS.1));
     }
 
     /// One byte-level mutation at a char boundary.
-    fn mutate(rng: &mut Rng, text: &mut String) {
+    fn mutate(rng: &mut Xorshift, text: &mut String) {
         const BYTES: &[&str] = &[
             "\"", "\\", ",", ":", "{", "}", "[", "]", "0", "e", "-", " ", "\x1f",
         ];
@@ -418,7 +404,7 @@ mod tests {
 
     #[test]
     fn accepts_exactly_what_serde_json_accepts() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
         let (mut valid, mut invalid) = (0, 0);
         for round in 0..60_000 {
             let mut text = String::new();
