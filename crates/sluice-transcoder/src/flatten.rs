@@ -38,18 +38,45 @@ pub enum Leaf<'a> {
 /// are looked up by.
 ///
 /// One is reused from event to event, so its buffers are allocated once.
+/// The members (keys) of the last object read are kept too, with their
+/// paths: objects nearly always repeat the keys of the one before in the
+/// same order, so a key that reads as the previous object's key at the
+/// same position and depth takes that member's path as it is, without
+/// decoding the key or building its path again.
 #[derive(Debug, Default)]
 pub struct Flattened<'a> {
+    /// The path of each member in `members`, one after the other.
     paths: String,
+    members: Vec<Member>,
     leaves: Vec<(Range<usize>, Leaf<'a>)>,
     /// The path being read, kept only for its buffer.
     path: String,
 }
 
+/// One key of an object read, leaf or nested object.
+#[derive(Debug)]
+struct Member {
+    /// Its whole path in `paths`, ending with its own key and a NUL.
+    path: Range<usize>,
+    /// Where its own key starts in `paths`.
+    key: usize,
+    /// Objects it is nested in, counting the one it is a key of.
+    depth: usize,
+    /// Its key's JSON text, when it has no escapes (then the text is the
+    /// key as it appears in the path): only such keys are matched as text.
+    plain: bool,
+}
+
+impl Member {
+    /// The key's text, when it is plain.
+    fn plain_key<'p>(&self, paths: &'p str) -> Option<&'p str> {
+        self.plain.then(|| &paths[self.key..self.path.end - 1])
+    }
+}
+
 impl<'a> Flattened<'a> {
     /// Holds nothing, as for an absent object.
     pub fn clear(&mut self) {
-        self.paths.clear();
         self.leaves.clear();
     }
 
@@ -70,10 +97,11 @@ impl<'a> Flattened<'a> {
             src: trimmed,
             pos: 0,
             depth: 0,
+            member: 0,
+            following: true,
         };
         let mut path = std::mem::take(&mut self.path);
-        path.clear();
-        let read = parser.object(&mut path, self);
+        let read = parser.object(&mut path, self, None);
         self.path = path;
         read.map_err(FlattenError::Invalid)?;
         if parser.pos != trimmed.len() {
@@ -195,6 +223,11 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
+    /// Index of the next member, in document order.
+    member: usize,
+    /// Whether every member so far matched the last object's at the same
+    /// position: only then are its members a prediction of the next ones.
+    following: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -230,7 +263,13 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads the members of an object, flattening them into `out`.
-    fn object(&mut self, path: &mut String, out: &mut Flattened<'a>) -> Result<(), String> {
+    /// `parent` is the member whose value it is (none for the root).
+    fn object(
+        &mut self,
+        path: &mut String,
+        out: &mut Flattened<'a>,
+        parent: Option<usize>,
+    ) -> Result<(), String> {
         self.enter()?;
         self.expect(b'{', "expected `{`")?;
         self.ws();
@@ -241,21 +280,20 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.ws();
-            let key = self.string()?;
+            let member = self.member;
+            self.member += 1;
+            if !(self.following && self.same_key(out, member)) {
+                self.key(path, out, parent)?;
+            }
             self.ws();
             self.expect(b':', "expected `:`")?;
             self.ws();
-            let mark = path.len();
-            push_key(path, &key);
             if self.peek() == Some(b'{') {
-                self.object(path, out)?;
+                self.object(path, out, Some(member))?;
             } else {
                 let leaf = self.leaf()?;
-                let start = out.paths.len();
-                out.paths.push_str(path);
-                out.leaves.push((start..out.paths.len(), leaf));
+                out.leaves.push((out.members[member].path.clone(), leaf));
             }
-            path.truncate(mark);
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -267,6 +305,71 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
+    }
+
+    /// Passes over the key of member `member` if it is the plain key the
+    /// last object had there, at the same depth. Every member before it
+    /// matched too, so it is in the same objects, and has the same path.
+    fn same_key(&mut self, out: &Flattened<'a>, member: usize) -> bool {
+        let Some(known) = out.members.get(member) else {
+            return false;
+        };
+        let Some(key) = known.plain_key(&out.paths) else {
+            return false;
+        };
+        let quoted = key.len() + 2;
+        let same = known.depth == self.depth
+            && self
+                .src
+                .as_bytes()
+                .get(self.pos..self.pos + quoted)
+                .is_some_and(|text| {
+                    text[0] == b'"'
+                        && text[quoted - 1] == b'"'
+                        && &text[1..quoted - 1] == key.as_bytes()
+                });
+        if same {
+            self.pos += quoted;
+        }
+        same
+    }
+
+    /// Reads a key and records it as the next member, with its path. The
+    /// first time a key differs from the last object's, the members read
+    /// from then on replace the rest of that object's.
+    fn key(
+        &mut self,
+        path: &mut String,
+        out: &mut Flattened<'a>,
+        parent: Option<usize>,
+    ) -> Result<(), String> {
+        let key = self.string()?;
+        if self.following {
+            self.following = false;
+            let member = self.member - 1;
+            let kept = out
+                .members
+                .get(member)
+                .map_or(out.paths.len(), |m| m.path.start);
+            out.members.truncate(member);
+            out.paths.truncate(kept);
+            path.clear();
+            if let Some(parent) = parent {
+                path.push_str(&out.paths[out.members[parent].path.clone()]);
+            }
+        }
+        path.truncate(parent.map_or(0, |p| out.members[p].path.len()));
+        let key_start = out.paths.len() + path.len();
+        push_key(path, &key);
+        let start = out.paths.len();
+        out.paths.push_str(path);
+        out.members.push(Member {
+            path: start..out.paths.len(),
+            key: key_start,
+            depth: self.depth,
+            plain: matches!(key, Cow::Borrowed(_)),
+        });
+        Ok(())
     }
 
     /// A value other than an object.
@@ -420,6 +523,8 @@ fn number(raw: &str) -> Leaf<'_> {
 
 #[cfg(test)]
 mod tests {
+    use sluice_testkit::Xorshift;
+
     use super::*;
 
     fn flatten_object(json: &str) -> Result<Flattened<'_>, FlattenError> {
@@ -494,16 +599,12 @@ mod tests {
             &[0x7f],
             &[0xff],
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
             let mut text = Vec::new();
-            let len = (seed % 40) as usize;
-            for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+            for _ in 0..rng.below(40) {
                 // Mostly plain bytes, so runs of whole words occur.
-                let pick = (seed % 64) as usize;
+                let pick = rng.below(64);
                 text.extend_from_slice(
                     alphabet[if pick < 48 {
                         pick % 2
@@ -516,6 +617,78 @@ mod tests {
             let whole_words = text.len() - text.len() % 8;
             assert_eq!(plain_prefix(&text), first.min(whole_words), "{text:?}");
         }
+    }
+
+    /// An object drawn from few keys (escaped, repeated, nested), so that
+    /// consecutive ones often share a prefix of their keys, and sometimes
+    /// are malformed.
+    fn random_object(rng: &mut Xorshift, depth: usize) -> String {
+        const KEYS: &[&str] = &[
+            "a", "b", "ab", "c", "é", r"k\u0000", r"\u0001", r#"q\""#, r"\u00e9",
+        ];
+        const VALUES: &[&str] = &["1", "-2.5", "\"x\"", "true", "null", "[1,{\"a\":2}]", "{}"];
+        let members = rng.below(5);
+        let mut out = String::from("{");
+        for i in 0..members {
+            if i > 0 {
+                out.push(',');
+            }
+            let key = KEYS[rng.below(KEYS.len())];
+            out.push_str(&format!("\"{key}\":"));
+            match rng.below(10) {
+                0 | 1 if depth < 3 => out.push_str(&random_object(rng, depth + 1)),
+                2 if depth == 0 && rng.below(8) == 0 => out.push_str("{\"a\":}"),
+                _ => out.push_str(VALUES[rng.below(VALUES.len())]),
+            }
+        }
+        out.push('}');
+        out
+    }
+
+    /// Mostly objects seen lately, or like them with members added, as in
+    /// a batch.
+    fn batch_of_objects(rng: &mut Xorshift, count: usize) -> Vec<String> {
+        let mut objects: Vec<String> = Vec::with_capacity(count);
+        for i in 0..count {
+            let fresh = random_object(rng, 0);
+            let json = match (i, rng.below(4)) {
+                (0, _) | (_, 0) => fresh,
+                _ => {
+                    let base = &objects[i - 1 - rng.below(i.min(8))];
+                    match rng.below(3) {
+                        0 => base.clone(),
+                        _ => format!("{},{}", &base[..base.len() - 1], &fresh[1..])
+                            .replace("{,", "{")
+                            .replace(",}", "}"),
+                    }
+                }
+            };
+            objects.push(json);
+        }
+        objects
+    }
+
+    #[test]
+    fn reading_after_other_objects_changes_nothing() {
+        let objects = batch_of_objects(&mut Xorshift::new(0x2545_f491_4f6c_dd1d), 20_000);
+        let mut reused = Flattened::default();
+        let mut failed = 0;
+        for json in &objects {
+            let got = reused.read(json).map(|()| {
+                let leaves = reused.iter().map(|(p, l)| (p.to_owned(), l.clone()));
+                leaves.collect::<Vec<_>>()
+            });
+            let want = flatten_object(json).map(|f| {
+                let leaves = f.iter().map(|(p, l)| (p.to_owned(), l.clone()));
+                leaves.collect::<Vec<_>>()
+            });
+            assert_eq!(got, want, "{json}");
+            let valid = serde_json::from_str::<serde_json::Value>(json).is_ok();
+            assert_eq!(got.is_ok(), valid, "{json}");
+            failed += usize::from(!valid);
+        }
+        // Both paths were taken: some objects were rejected, most not.
+        assert!(failed > 100 && failed < objects.len() / 2, "{failed}");
     }
 
     #[test]
