@@ -108,6 +108,33 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     sluice_events::time::parse_iso8601_us("timestamp", s).ok()
 }
 
+/// A builder of a column type, to pad with nulls without matching on the
+/// column's type again once a value's type is known to fit.
+trait Nullable {
+    fn append_nulls(&mut self, n: usize);
+}
+
+macro_rules! nullable {
+    ($($builder:ty),*) => {$(
+        impl Nullable for $builder {
+            fn append_nulls(&mut self, n: usize) {
+                <$builder>::append_nulls(self, n);
+            }
+        }
+    )*};
+}
+
+nullable!(BooleanBuilder, Int64Builder, Float64Builder, StringBuilder);
+
+/// `builder`, which holds `rows` rows, with nulls up to row `row`.
+#[inline]
+fn padded<B: Nullable>(builder: &mut B, rows: usize, row: usize) -> &mut B {
+    if row > rows {
+        builder.append_nulls(row - rows);
+    }
+    builder
+}
+
 fn text_of(leaf: &Leaf<'_>, out: &mut StringBuilder) {
     use std::fmt::Write;
     match leaf {
@@ -154,6 +181,32 @@ impl DynColumn {
         if self.len > row {
             return;
         }
+        if !self.push_same_type(row, leaf) {
+            self.push_widening(row, leaf);
+        }
+    }
+
+    /// Appends a value the column holds as it is, as nearly every value
+    /// is once a column has its type; says whether it did. A null is
+    /// nothing to append.
+    #[inline]
+    fn push_same_type(&mut self, row: usize, leaf: &Leaf<'_>) -> bool {
+        let rows = self.len;
+        match (&mut self.data, leaf) {
+            (_, Leaf::Null) => return true,
+            (Data::Str(b), Leaf::Str(s)) => padded(b, rows, row).append_value(s),
+            (Data::Str(b), Leaf::Array(raw)) => padded(b, rows, row).append_value(raw),
+            (Data::Int(b), Leaf::Int(i)) => padded(b, rows, row).append_value(*i),
+            (Data::Float(b), Leaf::Float(f)) => padded(b, rows, row).append_value(*f),
+            (Data::Bool(b), Leaf::Bool(v)) => padded(b, rows, row).append_value(*v),
+            _ => return false,
+        }
+        self.len = row + 1;
+        true
+    }
+
+    /// Appends any value, widening the column first if it needs to.
+    fn push_widening(&mut self, row: usize, leaf: &Leaf<'_>) {
         let Some((ty, timestamp)) = leaf_type(leaf, self.ty()) else {
             return;
         };
@@ -373,6 +426,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use sluice_testkit::Xorshift;
 
     fn column(values: &[(usize, Leaf<'static>)], rows: usize) -> (Ty, ArrayRef) {
         let mut c = DynColumn::default();
@@ -523,6 +577,50 @@ mod tests {
         let mut nulls = DynColumn::default();
         nulls.push(0, &Leaf::Null);
         assert!(nulls.finish(3).is_none());
+    }
+
+    #[test]
+    fn values_of_the_column_type_append_as_widening_would() {
+        let leaves = [
+            Leaf::Null,
+            Leaf::Bool(true),
+            Leaf::Int(-3),
+            Leaf::Float(0.25),
+            Leaf::Str("x".into()),
+            Leaf::Str("2024-05-01T12:00:00Z".into()),
+            Leaf::Array("[1]"),
+        ];
+        let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: usize| rng.below(n);
+        for _ in 0..2_000 {
+            let (mut fast, mut widening) = (DynColumn::default(), DynColumn::default());
+            let mut row = 0;
+            // Mostly one type, so that columns keep a type for a while.
+            let usual = next(leaves.len());
+            for _ in 0..next(12) {
+                // Rows are skipped (padded) or repeated (first value wins).
+                row += next(3);
+                let leaf = &leaves[if next(4) == 0 {
+                    next(leaves.len())
+                } else {
+                    usual
+                }];
+                fast.push(row, leaf);
+                if widening.len <= row {
+                    widening.push_widening(row, leaf);
+                }
+            }
+            let rows = row + next(3);
+            let (fast, widening) = (fast.finish(rows), widening.finish(rows));
+            assert_eq!(
+                fast.as_ref().map(|(ty, _)| *ty),
+                widening.as_ref().map(|(ty, _)| *ty)
+            );
+            assert_eq!(
+                fast.map(|(_, a)| a.to_data()),
+                widening.map(|(_, a)| a.to_data())
+            );
+        }
     }
 
     #[test]
