@@ -74,7 +74,36 @@ impl Member {
     }
 }
 
+/// What a [`Flattened`] remembers of the objects it read, without their
+/// values: it outlives the events' text, so a reader can go on from where
+/// it was with the next record's events.
+#[derive(Debug, Default)]
+pub struct KeyMemory {
+    paths: String,
+    members: Vec<Member>,
+    path: String,
+}
+
 impl<'a> Flattened<'a> {
+    /// A reader that reads on from what `memory` remembers.
+    pub fn remembering(memory: KeyMemory) -> Self {
+        Self {
+            paths: memory.paths,
+            members: memory.members,
+            leaves: Vec::new(),
+            path: memory.path,
+        }
+    }
+
+    /// What this reader remembers, to read more objects later.
+    pub fn into_memory(self) -> KeyMemory {
+        KeyMemory {
+            paths: self.paths,
+            members: self.members,
+            path: self.path,
+        }
+    }
+
     /// Holds nothing, as for an absent object.
     pub fn clear(&mut self) {
         self.leaves.clear();
@@ -673,7 +702,12 @@ mod tests {
         let objects = batch_of_objects(&mut Xorshift::new(0x2545_f491_4f6c_dd1d), 20_000);
         let mut reused = Flattened::default();
         let mut failed = 0;
-        for json in &objects {
+        for (i, json) in objects.iter().enumerate() {
+            // A reader also goes on from what another remembered, as from
+            // one record to the next.
+            if i % 100 == 99 {
+                reused = Flattened::remembering(reused.into_memory());
+            }
             let got = reused.read(json).map(|()| {
                 let leaves = reused.iter().map(|(p, l)| (p.to_owned(), l.clone()));
                 leaves.collect::<Vec<_>>()

@@ -19,7 +19,7 @@ use sluice_events::{EnvelopeView, decode_archive, encode_manifest, envelope_view
 
 use crate::TranscodeError;
 use crate::column::{PathColumn, Ty};
-use crate::flatten::Flattened;
+use crate::flatten::{Flattened, KeyMemory};
 use crate::keys::RawKey;
 use crate::names::{assign_column_names, table_name};
 use crate::parquet_file::{EncodedFile, TableFile, write_file};
@@ -58,14 +58,16 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
     // Each record's events are read in place from its decompressed bytes,
     // into one buffer reused from record to record.
     let mut scratch = Vec::new();
+    let mut memory = FlatMemory::default();
     // By value: each record's bytes are freed once its events are in columns.
     for record in records {
         match record_batch(&record.data, &mut scratch).and_then(envelope_views) {
             Ok(envelopes) => {
-                let mut flat = FlatBuffers::default();
+                let mut flat = FlatBuffers::remembering(std::mem::take(&mut memory));
                 for envelope in &envelopes {
                     batch.add(envelope, &mut flat)?;
                 }
+                memory = flat.into_memory();
             }
             Err(e) => {
                 batch.events += 1;
@@ -103,11 +105,52 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
 }
 
 /// One event's flattened `context` and payload, reused for every event of
-/// a record.
-#[derive(Default)]
+/// a record. A reader reads fastest the keys of the object it read before
+/// (see [`Flattened`]): `context` looks alike in every table, but each
+/// table's payload has keys of its own, so each table has its own reader,
+/// and what they remember goes on to the next record.
 struct FlatBuffers<'a> {
     context: Flattened<'a>,
-    payload: Flattened<'a>,
+    payloads: Readers<'a>,
+}
+
+/// Looked up for every event: a fast hasher, on table names this process
+/// made.
+type Readers<'a> = HashMap<String, Flattened<'a>, foldhash::fast::RandomState>;
+
+/// What [`FlatBuffers`] remember between records.
+#[derive(Default)]
+struct FlatMemory {
+    context: KeyMemory,
+    payloads: Vec<(String, KeyMemory)>,
+}
+
+impl<'a> FlatBuffers<'a> {
+    fn remembering(memory: FlatMemory) -> Self {
+        Self {
+            context: Flattened::remembering(memory.context),
+            payloads: (memory.payloads.into_iter())
+                .map(|(table, keys)| (table, Flattened::remembering(keys)))
+                .collect(),
+        }
+    }
+
+    fn into_memory(self) -> FlatMemory {
+        FlatMemory {
+            context: self.context.into_memory(),
+            payloads: (self.payloads.into_iter())
+                .map(|(table, reader)| (table, reader.into_memory()))
+                .collect(),
+        }
+    }
+}
+
+/// The payload reader of `table`.
+fn payload_reader<'r, 'a>(readers: &'r mut Readers<'a>, table: &str) -> &'r mut Flattened<'a> {
+    if !readers.contains_key(table) {
+        readers.insert(table.to_owned(), Flattened::default());
+    }
+    readers.get_mut(table).expect("inserted above")
 }
 
 struct Batch {
@@ -176,16 +219,6 @@ impl Batch {
                 "event is required for track events",
             ));
         }
-        flat.context
-            .read(e.context_json)
-            .map_err(|f| reject(f.cause(), f.describe("context")))?;
-        match kind.payload() {
-            Some((field, _)) => flat
-                .payload
-                .read(kind.payload_json(e))
-                .map_err(|f| reject(f.cause(), f.describe(field)))?,
-            None => flat.payload.clear(),
-        }
         let table: &str = match kind {
             Kind::Track => {
                 if !self.event_tables.contains_key(e.event) {
@@ -196,6 +229,17 @@ impl Batch {
             }
             other => other.table(),
         };
+        let FlatBuffers { context, payloads } = flat;
+        context
+            .read(e.context_json)
+            .map_err(|f| reject(f.cause(), f.describe("context")))?;
+        let payload = payload_reader(payloads, table);
+        match kind.payload() {
+            Some((field, _)) => payload
+                .read(kind.payload_json(e))
+                .map_err(|f| reject(f.cause(), f.describe(field)))?,
+            None => payload.clear(),
+        }
         let (extras, n): ([&str; 2], usize) = match kind {
             Kind::Track => ([table, e.event], 2),
             Kind::Page | Kind::Screen => ([e.name, ""], 1),
@@ -207,7 +251,7 @@ impl Batch {
             self.tables.insert(table.to_owned(), TableRows::new(kind));
         }
         let rows = self.tables.get_mut(table).expect("inserted above");
-        Ok(rows.push(table, e, &extras[..n], &flat.context, &flat.payload))
+        Ok(rows.push(table, e, &extras[..n], context, payload))
     }
 
     fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {
