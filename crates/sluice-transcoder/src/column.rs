@@ -355,11 +355,12 @@ pub struct ColumnSet {
     /// process so crafted keys cannot degrade it.
     index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     columns: Vec<(Box<str>, DynColumn)>,
-    /// The column of each leaf of the last object pushed, by position.
-    /// Objects of one table mostly repeat their keys in the same order, so
-    /// a leaf is usually matched by comparing its path with one column's,
-    /// without hashing.
-    last_shape: Vec<usize>,
+    /// The column of each member of the reader's objects (see
+    /// [`Flattened::leaves`]), found by path once, while its members stay
+    /// `members_id`'s: objects nearly always repeat their keys, so most
+    /// values find their column without a path being compared or hashed.
+    by_member: Vec<Option<usize>>,
+    members_id: u64,
 }
 
 /// A finished flattened column: its path of JSON keys, type and values.
@@ -371,15 +372,19 @@ pub struct PathColumn {
 
 impl ColumnSet {
     pub fn push(&mut self, row: usize, values: &Flattened<'_>) {
-        for (position, (path, leaf)) in values.iter().enumerate() {
-            let i = match self.last_shape.get(position) {
-                Some(&i) if *self.columns[i].0 == *path => i,
+        if values.members_id() != self.members_id {
+            self.members_id = values.members_id();
+            self.by_member.clear();
+        }
+        for (member, path, leaf) in values.leaves() {
+            let i = match self.by_member.get(member) {
+                Some(&Some(i)) => i,
                 _ => {
                     let i = self.column_of(path);
-                    match self.last_shape.get_mut(position) {
-                        Some(last) => *last = i,
-                        None => self.last_shape.push(i),
+                    if self.by_member.len() <= member {
+                        self.by_member.resize(member + 1, None);
                     }
+                    self.by_member[member] = Some(i);
                     i
                 }
             };
@@ -426,6 +431,8 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use std::collections::BTreeMap;
+
     use sluice_testkit::Xorshift;
 
     fn column(values: &[(usize, Leaf<'static>)], rows: usize) -> (Ty, ArrayRef) {
@@ -465,6 +472,71 @@ mod tests {
         assert_eq!(texts(column("b")), [Some("x"), Some("y"), None, None]);
         let bools: Vec<_> = column("c").as_boolean().iter().collect();
         assert_eq!(bools, [None, None, Some(true), Some(false)]);
+    }
+
+    /// Valid objects from few keys, nested, repeated and reordered, so that
+    /// consecutive ones often share their keys and sometimes do not.
+    fn objects(rng: &mut Xorshift, count: usize) -> Vec<String> {
+        fn object(rng: &mut Xorshift, depth: usize) -> String {
+            let members: Vec<String> = (0..rng.below(4))
+                .map(|_| {
+                    let key = rng.pick(&["a", "b", "c"]);
+                    let value = match rng.below(5) {
+                        0 if depth < 2 => object(rng, depth + 1),
+                        1 => "\"x\"".to_owned(),
+                        2 => "null".to_owned(),
+                        _ => rng.below(9).to_string(),
+                    };
+                    format!("\"{key}\":{value}")
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        let mut out: Vec<String> = Vec::new();
+        for i in 0..count {
+            let json = match rng.below(3) {
+                0 if i > 0 => out[i - 1].clone(),
+                _ => object(rng, 0),
+            };
+            out.push(json);
+        }
+        out
+    }
+
+    #[test]
+    fn columns_found_by_member_are_the_columns_found_by_path() {
+        let objects = objects(&mut Xorshift::new(0x5eed_1234_abcd_0001), 3_000);
+        // Two readers take turns, as `context` readers feed several tables.
+        let (mut first, mut second) = (Flattened::default(), Flattened::default());
+        let mut set = ColumnSet::default();
+        // What the set must hold: each value in the column of its path.
+        let mut by_path: BTreeMap<String, DynColumn> = BTreeMap::new();
+        for (row, json) in objects.iter().enumerate() {
+            let reader = if row % 7 < 4 { &mut first } else { &mut second };
+            reader.read(json).unwrap();
+            set.push(row, reader);
+            for (_, path, leaf) in reader.leaves() {
+                by_path.entry(path.to_owned()).or_default().push(row, leaf);
+            }
+        }
+        let rows = objects.len();
+        let got: Vec<_> = set
+            .finish(rows, |_| None)
+            .into_iter()
+            .map(|c| (c.keys, c.ty, c.array))
+            .collect();
+        let want: Vec<_> = by_path
+            .into_iter()
+            .filter_map(|(path, column)| {
+                let (ty, array) = column.finish(rows)?;
+                Some((path_keys(&path), ty, array))
+            })
+            .collect();
+        let sorted = |mut v: Vec<(Vec<String>, Ty, ArrayRef)>| {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(sorted(got), sorted(want));
     }
 
     #[test]

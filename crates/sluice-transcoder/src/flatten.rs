@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::value::RawValue;
 
@@ -48,7 +49,10 @@ pub struct Flattened<'a> {
     /// The path of each member in `members`, one after the other.
     paths: String,
     members: Vec<Member>,
-    leaves: Vec<(Range<usize>, Leaf<'a>)>,
+    /// Names `members` as they are: a new id whenever they change.
+    members_id: u64,
+    /// Each leaf with its member.
+    leaves: Vec<(usize, Leaf<'a>)>,
     /// The path being read, kept only for its buffer.
     path: String,
 }
@@ -81,7 +85,15 @@ impl Member {
 pub struct KeyMemory {
     paths: String,
     members: Vec<Member>,
+    members_id: u64,
     path: String,
+}
+
+/// Ids of member lists, unique in the process, so that equal ids mean the
+/// same members whichever reader they come from. None is 0.
+fn new_members_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl<'a> Flattened<'a> {
@@ -90,6 +102,7 @@ impl<'a> Flattened<'a> {
         Self {
             paths: memory.paths,
             members: memory.members,
+            members_id: memory.members_id,
             leaves: Vec::new(),
             path: memory.path,
         }
@@ -100,6 +113,7 @@ impl<'a> Flattened<'a> {
         KeyMemory {
             paths: self.paths,
             members: self.members,
+            members_id: self.members_id,
             path: self.path,
         }
     }
@@ -139,10 +153,19 @@ impl<'a> Flattened<'a> {
         Ok(())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Leaf<'a>)> {
-        self.leaves
-            .iter()
-            .map(|(range, leaf)| (&self.paths[range.clone()], leaf))
+    /// Each leaf with its path and the index of its member: while
+    /// [`Self::members_id`] stays the same, a member index stands for the
+    /// same path.
+    pub fn leaves(&self) -> impl Iterator<Item = (usize, &str, &Leaf<'a>)> {
+        self.leaves.iter().map(|(member, leaf)| {
+            let path = &self.paths[self.members[*member].path.clone()];
+            (*member, path, leaf)
+        })
+    }
+
+    /// The id of the members the leaves refer to (see [`Self::leaves`]).
+    pub fn members_id(&self) -> u64 {
+        self.members_id
     }
 }
 
@@ -321,7 +344,7 @@ impl<'a> Parser<'a> {
                 self.object(path, out, Some(member))?;
             } else {
                 let leaf = self.leaf()?;
-                out.leaves.push((out.members[member].path.clone(), leaf));
+                out.leaves.push((member, leaf));
             }
             self.ws();
             match self.peek() {
@@ -375,6 +398,7 @@ impl<'a> Parser<'a> {
         let key = self.string()?;
         if self.following {
             self.following = false;
+            out.members_id = new_members_id();
             let member = self.member - 1;
             let kept = out
                 .members
@@ -565,8 +589,8 @@ mod tests {
     fn flat(json: &str) -> Vec<(Vec<String>, Leaf<'_>)> {
         flatten_object(json)
             .unwrap()
-            .iter()
-            .map(|(p, l)| (path_keys(p), l.clone()))
+            .leaves()
+            .map(|(_, p, l)| (path_keys(p), l.clone()))
             .collect()
     }
 
@@ -709,11 +733,11 @@ mod tests {
                 reused = Flattened::remembering(reused.into_memory());
             }
             let got = reused.read(json).map(|()| {
-                let leaves = reused.iter().map(|(p, l)| (p.to_owned(), l.clone()));
+                let leaves = reused.leaves().map(|(_, p, l)| (p.to_owned(), l.clone()));
                 leaves.collect::<Vec<_>>()
             });
             let want = flatten_object(json).map(|f| {
-                let leaves = f.iter().map(|(p, l)| (p.to_owned(), l.clone()));
+                let leaves = f.leaves().map(|(_, p, l)| (p.to_owned(), l.clone()));
                 leaves.collect::<Vec<_>>()
             });
             assert_eq!(got, want, "{json}");
@@ -731,18 +755,18 @@ mod tests {
         flat.read(r#"{"a":{"b":1},"c":"x"}"#).unwrap();
         flat.read(r#"{"d":true}"#).unwrap();
         let got: Vec<_> = flat
-            .iter()
-            .map(|(p, l)| (path_keys(p), l.clone()))
+            .leaves()
+            .map(|(_, p, l)| (path_keys(p), l.clone()))
             .collect();
         assert_eq!(got, [(keys(&["d"]), Leaf::Bool(true))]);
         assert!(flat.read(r#"{"e":1,"f":}"#).is_err());
         flat.read("").unwrap();
-        assert!(flat.iter().next().is_none());
+        assert!(flat.leaves().next().is_none());
     }
 
     #[test]
     fn names_the_problem() {
-        assert!(flatten_object("").unwrap().iter().next().is_none());
+        assert!(flatten_object("").unwrap().leaves().next().is_none());
         assert_eq!(
             flatten_object("[1]").unwrap_err().describe("properties"),
             "properties: expected a JSON object, got an array"
