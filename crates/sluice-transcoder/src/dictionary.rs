@@ -22,33 +22,41 @@ const MIN_SAMPLE: usize = 64;
 /// False when most of the column's first non-null values are distinct.
 pub fn repeats(array: &dyn Array) -> bool {
     let hasher = foldhash::fast::FixedState::default();
-    let hashes: Vec<u64> = match array.data_type() {
-        DataType::Utf8 => sample(array.as_string::<i32>().iter(), |v| hasher.hash_one(v)),
+    match array.data_type() {
+        DataType::Utf8 => judge(array.as_string::<i32>().iter(), |v| hasher.hash_one(v)),
         DataType::Int64 => primitive::<Int64Type>(array, |v| hasher.hash_one(v)),
         DataType::Float64 => primitive::<Float64Type>(array, |v| hasher.hash_one(v.to_bits())),
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             primitive::<TimestampMicrosecondType>(array, |v| hasher.hash_one(v))
         }
         // Booleans are never dictionary-encoded; other types do not occur.
-        _ => return true,
-    };
-    if hashes.len() < MIN_SAMPLE {
-        return true;
+        _ => true,
     }
-    let mut distinct = HashSet::with_capacity_and_hasher(hashes.len(), hasher);
-    distinct.extend(hashes.iter().copied());
-    distinct.len() * 2 <= hashes.len()
 }
 
-fn primitive<T: ArrowPrimitiveType>(
-    array: &dyn Array,
-    hash: impl Fn(T::Native) -> u64,
-) -> Vec<u64> {
-    sample(array.as_primitive::<T>().iter(), hash)
+fn primitive<T: ArrowPrimitiveType>(array: &dyn Array, hash: impl Fn(T::Native) -> u64) -> bool {
+    judge(array.as_primitive::<T>().iter(), hash)
 }
 
-fn sample<V>(values: impl Iterator<Item = Option<V>>, hash: impl Fn(V) -> u64) -> Vec<u64> {
-    values.flatten().take(SAMPLE).map(hash).collect()
+/// Whether at least half of the first [`SAMPLE`] non-null values repeat an
+/// earlier one (by hash: a rare collision only tips a close call). Stops
+/// as soon as the answer cannot change.
+fn judge<V>(values: impl Iterator<Item = Option<V>>, hash: impl Fn(V) -> u64) -> bool {
+    let mut seen =
+        HashSet::with_capacity_and_hasher(SAMPLE / 2 + 1, foldhash::fast::FixedState::default());
+    let (mut sampled, mut repeated) = (0, 0);
+    for value in values.flatten().take(SAMPLE) {
+        sampled += 1;
+        if !seen.insert(hash(value)) {
+            repeated += 1;
+            if repeated * 2 >= SAMPLE {
+                return true;
+            }
+        } else if seen.len() * 2 > SAMPLE {
+            return false;
+        }
+    }
+    sampled < MIN_SAMPLE || repeated * 2 >= sampled
 }
 
 #[cfg(test)]
