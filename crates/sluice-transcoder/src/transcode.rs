@@ -114,9 +114,7 @@ struct FlatBuffers<'a> {
     payloads: Readers<'a>,
 }
 
-/// Looked up for every event: a fast hasher, on table names this process
-/// made.
-type Readers<'a> = HashMap<String, Flattened<'a>, foldhash::fast::RandomState>;
+type Readers<'a> = ByName<Flattened<'a>>;
 
 /// What [`FlatBuffers`] remember between records.
 #[derive(Default)]
@@ -153,11 +151,14 @@ fn payload_reader<'r, 'a>(readers: &'r mut Readers<'a>, table: &str) -> &'r mut 
     readers.get_mut(table).expect("inserted above")
 }
 
+/// Looked up for every event: a fast hasher, seeded per process.
+type ByName<T> = HashMap<String, T, foldhash::fast::RandomState>;
+
 struct Batch {
     /// By table name; track events by the table of their event name.
-    tables: BTreeMap<String, TableRows>,
+    tables: ByName<TableRows>,
     /// Event name → table name, computed once per name.
-    event_tables: HashMap<String, String>,
+    event_tables: ByName<String>,
     rejected: RejectedRows,
     events: u64,
 }
@@ -172,8 +173,8 @@ fn reject(cause: &'static str, reason: impl Into<String>) -> Rejection {
 impl Batch {
     fn new(raw_key: &str) -> Self {
         Self {
-            tables: BTreeMap::new(),
-            event_tables: HashMap::new(),
+            tables: ByName::default(),
+            event_tables: ByName::default(),
             rejected: RejectedRows::new(raw_key),
             events: 0,
         }
@@ -256,8 +257,10 @@ impl Batch {
 
     fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {
         let mut files = Vec::new();
-        let (tracks, others): (Vec<_>, Vec<_>) = self
-            .tables
+        // In name order, so that a retry writes the same files and manifest.
+        let mut tables: Vec<_> = self.tables.into_iter().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        let (tracks, others): (Vec<_>, Vec<_>) = tables
             .into_iter()
             .partition(|(_, rows)| rows.kind() == Kind::Track);
         if !tracks.is_empty() {
