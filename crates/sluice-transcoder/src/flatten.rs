@@ -46,15 +46,9 @@ pub enum Leaf<'a> {
 /// decoding the key or building its path again.
 #[derive(Debug, Default)]
 pub struct Flattened<'a> {
-    /// The path of each member in `members`, one after the other.
-    paths: String,
-    members: Vec<Member>,
-    /// Names `members` as they are: a new id whenever they change.
-    members_id: u64,
+    keys: KeyMemory,
     /// Each leaf with its member.
     leaves: Vec<(usize, Leaf<'a>)>,
-    /// The path being read, kept only for its buffer.
-    path: String,
 }
 
 /// One key of an object read, leaf or nested object.
@@ -83,10 +77,11 @@ impl Member {
 /// it was with the next record's events.
 #[derive(Debug, Default)]
 pub struct KeyMemory {
+    /// The path of each member in `members`, one after the other.
     paths: String,
     members: Vec<Member>,
+    /// Names `members` as they are: a new id whenever they change.
     members_id: u64,
-    path: String,
 }
 
 /// Ids of member lists, unique in the process, so that equal ids mean the
@@ -98,24 +93,16 @@ fn new_members_id() -> u64 {
 
 impl<'a> Flattened<'a> {
     /// A reader that reads on from what `memory` remembers.
-    pub fn remembering(memory: KeyMemory) -> Self {
+    pub fn remembering(keys: KeyMemory) -> Self {
         Self {
-            paths: memory.paths,
-            members: memory.members,
-            members_id: memory.members_id,
+            keys,
             leaves: Vec::new(),
-            path: memory.path,
         }
     }
 
     /// What this reader remembers, to read more objects later.
     pub fn into_memory(self) -> KeyMemory {
-        KeyMemory {
-            paths: self.paths,
-            members: self.members,
-            members_id: self.members_id,
-            path: self.path,
-        }
+        self.keys
     }
 
     /// Holds nothing, as for an absent object.
@@ -143,10 +130,7 @@ impl<'a> Flattened<'a> {
             member: 0,
             following: true,
         };
-        let mut path = std::mem::take(&mut self.path);
-        let read = parser.object(&mut path, self, None);
-        self.path = path;
-        read.map_err(FlattenError::Invalid)?;
+        parser.object(self, None).map_err(FlattenError::Invalid)?;
         if parser.pos != trimmed.len() {
             return Err(FlattenError::Invalid(parser.error("trailing characters")));
         }
@@ -158,14 +142,14 @@ impl<'a> Flattened<'a> {
     /// same path.
     pub fn leaves(&self) -> impl Iterator<Item = (usize, &str, &Leaf<'a>)> {
         self.leaves.iter().map(|(member, leaf)| {
-            let path = &self.paths[self.members[*member].path.clone()];
+            let path = &self.keys.paths[self.keys.members[*member].path.clone()];
             (*member, path, leaf)
         })
     }
 
     /// The id of the members the leaves refer to (see [`Self::leaves`]).
     pub fn members_id(&self) -> u64 {
-        self.members_id
+        self.keys.members_id
     }
 }
 
@@ -316,12 +300,7 @@ impl<'a> Parser<'a> {
 
     /// Reads the members of an object, flattening them into `out`.
     /// `parent` is the member whose value it is (none for the root).
-    fn object(
-        &mut self,
-        path: &mut String,
-        out: &mut Flattened<'a>,
-        parent: Option<usize>,
-    ) -> Result<(), String> {
+    fn object(&mut self, out: &mut Flattened<'a>, parent: Option<usize>) -> Result<(), String> {
         self.enter()?;
         self.expect(b'{', "expected `{`")?;
         self.ws();
@@ -334,14 +313,14 @@ impl<'a> Parser<'a> {
             self.ws();
             let member = self.member;
             self.member += 1;
-            if !(self.following && self.same_key(out, member)) {
-                self.key(path, out, parent)?;
+            if !(self.following && self.same_key(&out.keys, member)) {
+                self.key(&mut out.keys, parent)?;
             }
             self.ws();
             self.expect(b':', "expected `:`")?;
             self.ws();
             if self.peek() == Some(b'{') {
-                self.object(path, out, Some(member))?;
+                self.object(out, Some(member))?;
             } else {
                 let leaf = self.leaf()?;
                 out.leaves.push((member, leaf));
@@ -362,11 +341,11 @@ impl<'a> Parser<'a> {
     /// Passes over the key of member `member` if it is the plain key the
     /// last object had there, at the same depth. Every member before it
     /// matched too, so it is in the same objects, and has the same path.
-    fn same_key(&mut self, out: &Flattened<'a>, member: usize) -> bool {
-        let Some(known) = out.members.get(member) else {
+    fn same_key(&mut self, keys: &KeyMemory, member: usize) -> bool {
+        let Some(known) = keys.members.get(member) else {
             return false;
         };
-        let Some(key) = known.plain_key(&out.paths) else {
+        let Some(key) = known.plain_key(&keys.paths) else {
             return false;
         };
         let quoted = key.len() + 2;
@@ -386,38 +365,32 @@ impl<'a> Parser<'a> {
         same
     }
 
-    /// Reads a key and records it as the next member, with its path. The
-    /// first time a key differs from the last object's, the members read
-    /// from then on replace the rest of that object's.
-    fn key(
-        &mut self,
-        path: &mut String,
-        out: &mut Flattened<'a>,
-        parent: Option<usize>,
-    ) -> Result<(), String> {
+    /// Reads a key and records it as the next member, with its path: its
+    /// parent's, which is already in `paths`, then its own key. The first
+    /// time a key differs from the last object's, the members read from
+    /// then on replace the rest of that object's.
+    fn key(&mut self, keys: &mut KeyMemory, parent: Option<usize>) -> Result<(), String> {
         let key = self.string()?;
         if self.following {
             self.following = false;
-            out.members_id = new_members_id();
+            keys.members_id = new_members_id();
             let member = self.member - 1;
-            let kept = out
+            let kept = keys
                 .members
                 .get(member)
-                .map_or(out.paths.len(), |m| m.path.start);
-            out.members.truncate(member);
-            out.paths.truncate(kept);
-            path.clear();
-            if let Some(parent) = parent {
-                path.push_str(&out.paths[out.members[parent].path.clone()]);
-            }
+                .map_or(keys.paths.len(), |m| m.path.start);
+            keys.members.truncate(member);
+            keys.paths.truncate(kept);
         }
-        path.truncate(parent.map_or(0, |p| out.members[p].path.len()));
-        let key_start = out.paths.len() + path.len();
-        push_key(path, &key);
-        let start = out.paths.len();
-        out.paths.push_str(path);
-        out.members.push(Member {
-            path: start..out.paths.len(),
+        let start = keys.paths.len();
+        if let Some(parent) = parent {
+            keys.paths
+                .extend_from_within(keys.members[parent].path.clone());
+        }
+        let key_start = keys.paths.len();
+        push_key(&mut keys.paths, &key);
+        keys.members.push(Member {
+            path: start..keys.paths.len(),
             key: key_start,
             depth: self.depth,
             plain: matches!(key, Cow::Borrowed(_)),
