@@ -82,10 +82,7 @@ impl<'a> Batch<'a> {
             events,
             // Serde reads `null` as no value.
             sent_at: sent_at.filter(|raw| *raw != "null"),
-            write_key: match write_key {
-                Some(raw) => serde_json::from_str(raw).ok()?,
-                None => None,
-            },
+            write_key: read_write_key(write_key)?,
         })
     }
 
@@ -135,6 +132,16 @@ pub fn decode_batch(body: &str) -> Result<Decoded<'_>, CollectorError> {
     })
 }
 
+/// A `writeKey` member's JSON text (if any) read as serde reads the field,
+/// `null` being no key; `None` when it is not a string, for serde's parse
+/// to refuse in its own words.
+fn read_write_key(raw: Option<&str>) -> Option<Option<String>> {
+    match raw {
+        Some(raw) => serde_json::from_str(raw).ok(),
+        None => Some(None),
+    }
+}
+
 fn explain_batch_error(body: &str, error: serde_json::Error) -> CollectorError {
     match serde_json::from_str::<LooseBatch>(body) {
         Ok(LooseBatch { batch: None }) => CollectorError::BadField {
@@ -158,12 +165,10 @@ pub fn decode_single(body: &str, kind: EventType) -> Result<Decoded<'_>, Collect
             "expected one event as a JSON object".into(),
         ));
     }
-    // One pass when it can; a `writeKey` that is not a plain string, and
-    // what the pass leaves to serde, get serde's reading and errors.
-    let scanned = EventJson::scan(event).and_then(|(json, write_key)| match write_key {
-        None => Some((json, None)),
-        Some(raw) => serde_json::from_str(raw).ok().map(|key| (json, Some(key))),
-    });
+    // One pass when it can; a `writeKey` that is not a string, and what
+    // the pass leaves to serde, get serde's reading and errors.
+    let scanned = EventJson::scan(event)
+        .and_then(|(json, write_key)| Some((json, read_write_key(write_key)?)));
     let (json, write_key) = match scanned {
         Some(scanned) => scanned,
         None => {
