@@ -67,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config.as_deref();
     match cli.command {
         Command::Up(args) => {
+            // The transcoder in this process allocates and frees every
+            // object's columns again.
+            sluice_runtime::keep_freed_memory();
             let dir = cli.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into());
             up::run(&dir, config, args).await
         }

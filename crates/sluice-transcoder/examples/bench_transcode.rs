@@ -236,7 +236,11 @@ fn main() {
             args[3].parse().expect("EVENTS"),
             args[4].parse().expect("OBJECTS"),
         ),
-        Some("run") if args.len() == 3 => run(Path::new(&args[2])),
+        Some("run") if args.len() == 3 => {
+            // As the transcoder binary does.
+            sluice_runtime::keep_freed_memory();
+            run(Path::new(&args[2]))
+        }
         _ => {
             eprintln!("usage: bench_transcode generate DIR EVENTS OBJECTS | run DIR");
             std::process::exit(2);

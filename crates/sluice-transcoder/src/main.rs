@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_backends::config::{BackendsConfig, connect};
 use sluice_runtime::{
-    LogFormat, bind_admin, config_path, init_logging, load_config, run_stage, shutdown_signal,
+    LogFormat, bind_admin, config_path, init_logging, keep_freed_memory, load_config, run_stage,
+    shutdown_signal,
 };
 use sluice_transcoder::{TranscoderConfig, serve};
 
@@ -27,6 +28,8 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Every object allocates and frees its columns again.
+    keep_freed_memory();
     let path = config_path(std::env::args_os().skip(1));
     let config: Config = load_config(path.as_deref(), "SLUICE")?;
     init_logging(config.log_format)?;
