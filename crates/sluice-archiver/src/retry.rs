@@ -1,17 +1,19 @@
-//! Jittered exponential backoff, and bounded retries of object store writes.
+//! Backoff across a run of failures, and bounded retries of object store
+//! writes.
 
 use std::time::Duration;
 
-use rand::Rng;
-use sluice_backends::BackendError;
+use sluice_backends::{BackendError, backoff_delay};
 
 use crate::ArchiverError;
 use crate::metrics::{Metrics, cause};
 
+/// The delays of one run of failures (see [`backoff_delay`]), from the
+/// first again after a success.
 pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
-    current: Duration,
+    failures: u32,
 }
 
 impl Backoff {
@@ -19,21 +21,17 @@ impl Backoff {
         Self {
             base,
             max,
-            current: base,
+            failures: 0,
         }
     }
 
-    /// The next wait: doubling from `base` up to `max`, each drawn from
-    /// [half, full] so retrying replicas spread out.
     pub fn next_delay(&mut self) -> Duration {
-        let full = self.current;
-        self.current = (self.current * 2).min(self.max);
-        let half = full / 2;
-        half + rand::rng().random_range(Duration::ZERO..=full - half)
+        self.failures = self.failures.saturating_add(1);
+        backoff_delay(self.base, self.max, self.failures)
     }
 
     pub fn reset(&mut self) {
-        self.current = self.base;
+        self.failures = 0;
     }
 }
 

@@ -4,6 +4,7 @@
 //! semantics, so a stage cannot tell which it runs on.
 
 pub mod aws;
+mod backoff;
 pub mod config;
 mod dead_letter;
 mod error;
@@ -14,10 +15,11 @@ mod queue;
 mod sequence;
 mod stream;
 
+pub use backoff::backoff_delay;
 pub use dead_letter::{DeadLetterBody, DeadLetterFailed, move_to_dead_letter};
 pub use error::{BackendError, Result};
 pub use object_store::{GetObject, ObjectMeta, ObjectStore, PutCondition};
-pub use queue::{MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage};
+pub use queue::{MAX_RECEIVE, MAX_VISIBILITY, MAX_WAIT, Queue, QueueMessage, keep_hidden};
 pub use sequence::SequenceNumber;
 pub use stream::{
     EventStream, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartPosition,

@@ -44,3 +44,22 @@ pub struct QueueMessage {
     /// How many times the message has been received, this time included.
     pub receive_count: u32,
 }
+
+/// Keeps a received message hidden while its work goes on: extends its
+/// visibility to `visibility` every third of that, and hands `extended`
+/// the outcome of each extension (to count or log a failure; a later one
+/// may still succeed before the message shows again). Never returns: run
+/// it beside the work (`tokio::select!`) and drop it when the work ends.
+pub async fn keep_hidden(
+    queue: &dyn Queue,
+    receipt_handle: &str,
+    visibility: Duration,
+    mut extended: impl FnMut(Result<()>),
+) -> std::convert::Infallible {
+    let every = (visibility / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        extended(queue.change_visibility(receipt_handle, visibility).await);
+    }
+}

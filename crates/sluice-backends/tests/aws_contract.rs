@@ -111,6 +111,12 @@ async fn queue_redelivery_after_visibility_timeout() {
 }
 
 #[tokio::test]
+async fn queue_kept_hidden_while_worked_on() {
+    contract::queue::kept_hidden_while_worked_on(&queue(Duration::from_secs(30), None).await.0)
+        .await;
+}
+
+#[tokio::test]
 async fn queue_dead_letter_after_max_receives() {
     let (queue, dlq) = queue(Duration::from_secs(30), Some(3)).await;
     contract::queue::dead_letter_after_max_receives(&queue, &dlq.unwrap(), 3).await;

@@ -192,6 +192,13 @@ async fn queue_redelivery_after_visibility_timeout() {
 }
 
 #[tokio::test]
+async fn queue_kept_hidden_while_worked_on() {
+    let dir = TempDir::new().unwrap();
+    let queue = LocalQueue::open(dir.path(), QueueOptions::default()).unwrap();
+    contract::queue::kept_hidden_while_worked_on(&queue).await;
+}
+
+#[tokio::test]
 async fn queue_dead_letter_after_max_receives() {
     let dir = TempDir::new().unwrap();
     let dead: Arc<dyn Queue> =

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use rand::Rng;
 use sluice_backends::{
-    DeadLetterBody, DeadLetterFailed, ObjectStore, Queue, QueueMessage, move_to_dead_letter,
+    DeadLetterBody, DeadLetterFailed, ObjectStore, Queue, QueueMessage, backoff_delay, keep_hidden,
+    move_to_dead_letter,
 };
 use sluice_events::decode_manifest;
 use sluice_events::proto::LoadManifest;
@@ -22,6 +22,9 @@ use crate::table_locks::TableLocks;
 use crate::tables::locked_tables;
 use crate::warehouse::{LoadJob, LoadOutcome, Warehouse};
 
+/// First pause before a failed manifest is tried again; it doubles with
+/// each attempt.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Longest pause before a failed manifest is tried again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// Pause after a failed receive, so a broken queue is not hammered.
@@ -118,7 +121,17 @@ impl Consumer {
         // The message stays hidden while it waits for its tables, too.
         let loaded = tokio::select! {
             loaded = load => loaded,
-            never = self.keep_hidden(&message.receipt_handle) => match never {},
+            never = keep_hidden(
+                self.queue.as_ref(),
+                &message.receipt_handle,
+                self.config.visibility_timeout(),
+                |extended| {
+                    if let Err(error) = extended {
+                        self.metrics.failure("queue");
+                        tracing::warn!(%error, "extending a manifest's visibility failed");
+                    }
+                },
+            ) => match never {},
         };
         self.metrics.manifests_in_flight.dec();
         match loaded {
@@ -171,24 +184,6 @@ impl Consumer {
             .await
     }
 
-    /// Extends the message's visibility while its load runs; never returns.
-    async fn keep_hidden(&self, receipt_handle: &str) -> std::convert::Infallible {
-        let visibility = self.config.visibility_timeout();
-        let mut ticks = tokio::time::interval(visibility / 3);
-        ticks.tick().await; // the first tick is immediate
-        loop {
-            ticks.tick().await;
-            if let Err(error) = self
-                .queue
-                .change_visibility(receipt_handle, visibility)
-                .await
-            {
-                self.metrics.failure("queue");
-                tracing::warn!(%error, "extending a manifest's visibility failed");
-            }
-        }
-    }
-
     async fn retry_later(
         &self,
         message: &QueueMessage,
@@ -196,10 +191,7 @@ impl Consumer {
         error: &LoaderError,
     ) {
         self.metrics.manifest("retried");
-        // Exponential with jitter, so loaders do not retry in lockstep.
-        let exponent = message.receive_count.saturating_sub(1).min(6);
-        let base = Duration::from_secs(1 << exponent).min(MAX_RETRY_DELAY);
-        let delay = base.mul_f64(rand::rng().random_range(0.5..1.0));
+        let delay = backoff_delay(RETRY_DELAY, MAX_RETRY_DELAY, message.receive_count);
         tracing::warn!(
             manifest_id = manifest.manifest_id,
             attempt = message.receive_count,

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_backends::{MAX_VISIBILITY, MAX_WAIT};
+use sluice_backends::{MAX_VISIBILITY, MAX_WAIT, backoff_delay};
 
 use crate::TranscodeError;
 
@@ -28,7 +28,8 @@ pub struct TranscoderConfig {
     /// Long-poll wait of each receive (at most 20).
     pub wait_secs: u64,
     /// Delay before a failed message is tried again; doubles with each
-    /// attempt, up to the visibility timeout.
+    /// attempt, up to the visibility timeout, and each is drawn between half
+    /// and all of that, so that transcoders do not retry in lockstep.
     pub retry_delay_secs: u64,
 }
 
@@ -76,10 +77,8 @@ impl TranscoderConfig {
 
     /// How long a message that failed its `attempt`-th receive stays hidden.
     pub fn retry_delay(&self, attempt: u32) -> Duration {
-        let doubled = self
-            .retry_delay_secs
-            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
-        Duration::from_secs(doubled.min(self.visibility_timeout_secs))
+        let base = Duration::from_secs(self.retry_delay_secs);
+        backoff_delay(base, self.visibility_timeout(), attempt)
     }
 }
 
@@ -93,9 +92,13 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.admin_port, 9090);
         assert!(config.concurrency >= 1);
-        assert_eq!(config.retry_delay(1), Duration::from_secs(10));
-        assert_eq!(config.retry_delay(3), Duration::from_secs(40));
-        assert_eq!(config.retry_delay(30), Duration::from_secs(120));
+        for (attempt, full) in [(1, 10), (3, 40), (30, 120)] {
+            let delay = config.retry_delay(attempt).as_secs_f64();
+            assert!(
+                (full as f64 / 2.0..=full as f64).contains(&delay),
+                "{delay}"
+            );
+        }
     }
 
     #[test]

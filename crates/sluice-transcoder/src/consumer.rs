@@ -11,11 +11,10 @@ use prometheus::Registry;
 use sluice_backends::notification::parse_object_created;
 use sluice_backends::{
     DeadLetterBody, DeadLetterFailed, MAX_RECEIVE, ObjectStore, PutCondition, Queue, QueueMessage,
-    move_to_dead_letter,
+    keep_hidden, move_to_dead_letter,
 };
 use sluice_events::{decode_archive_header, encode_manifest};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -124,9 +123,21 @@ struct Worker {
 impl Worker {
     async fn handle(self: Arc<Self>, message: QueueMessage, token: u64) {
         self.metrics.in_flight.inc();
-        let heartbeat = self.clone().heartbeat(message.receipt_handle.clone());
-        let result = self.process(&message, token).await;
-        heartbeat.abort();
+        let kept_hidden = keep_hidden(
+            self.transcode_queue.as_ref(),
+            &message.receipt_handle,
+            self.config.visibility_timeout(),
+            |extended| {
+                self.metrics.refresh_age();
+                if let Err(error) = extended {
+                    tracing::warn!(%error, "extending a message's visibility failed");
+                }
+            },
+        );
+        let result = tokio::select! {
+            result = self.process(&message, token) => result,
+            never = kept_hidden => match never {},
+        };
         self.metrics.done(token);
         match result {
             Ok(()) => {
@@ -138,26 +149,6 @@ impl Worker {
             Err(error) => self.failed(&message, error).await,
         }
         self.metrics.in_flight.dec();
-    }
-
-    /// Keeps the message hidden while it is worked on.
-    fn heartbeat(self: Arc<Self>, receipt_handle: String) -> JoinHandle<()> {
-        let visibility = self.config.visibility_timeout();
-        let every = (visibility / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
-                self.metrics.refresh_age();
-                if let Err(error) = self
-                    .transcode_queue
-                    .change_visibility(&receipt_handle, visibility)
-                    .await
-                {
-                    tracing::warn!(%error, "extending a message's visibility failed");
-                }
-            }
-        })
     }
 
     async fn process(&self, message: &QueueMessage, token: u64) -> Result<(), TranscodeError> {

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use sluice_backends::{Queue, QueueMessage};
+use sluice_backends::{Queue, QueueMessage, keep_hidden};
 
 async fn receive_one(queue: &dyn Queue, visibility: Option<Duration>) -> Option<QueueMessage> {
     let mut messages = queue
@@ -46,6 +46,53 @@ pub async fn send_receive_delete(queue: &dyn Queue) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A message kept hidden stays hidden for several times its visibility
+/// timeout, every extension succeeding, and shows again once it is no
+/// longer kept.
+pub async fn kept_hidden_while_worked_on(queue: &dyn Queue) {
+    queue.send("long work").await.unwrap();
+    let visibility = Duration::from_secs(1);
+    let message = receive_one(queue, Some(visibility))
+        .await
+        .expect("first receive");
+    let mut extensions = 0;
+    let work = async {
+        let deadline = Instant::now() + visibility * 3;
+        while Instant::now() < deadline {
+            let seen = queue.receive(1, Duration::ZERO, None).await.unwrap();
+            assert!(seen.is_empty(), "shown while kept hidden");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        never = keep_hidden(queue, &message.receipt_handle, visibility, |extended| {
+            extended.unwrap();
+            extensions += 1;
+        }) => match never {},
+    }
+    assert!(
+        extensions >= 7,
+        "{extensions} extensions in 3 visibility timeouts"
+    );
+    // The last extension hides it for up to one more visibility timeout.
+    let deadline = Instant::now() + visibility * 4;
+    let again = loop {
+        if let Some(m) = receive_one(queue, Some(Duration::from_secs(30))).await {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not shown again once no longer kept"
+        );
+    };
+    assert_eq!(
+        (again.message_id, again.receive_count),
+        (message.message_id, 2)
+    );
+    queue.delete(&again.receipt_handle).await.unwrap();
 }
 
 /// A message neither deleted nor extended comes back after its visibility

@@ -5,16 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use sluice_backends::aws::{MAX_CALL_BYTES, MAX_RECORDS_PER_CALL};
-use sluice_backends::{EventStream, PutOutcome, PutRecord};
+use sluice_backends::{EventStream, PutOutcome, PutRecord, backoff_delay};
 use sluice_events::record_from_batch;
 
 use super::Ack;
 use super::aggregator::Record;
 use crate::metrics::Metrics;
 
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// Waits between tries of a put: 50-100 ms first, doubling up to 5 s.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub(super) struct Putter {
@@ -126,36 +126,7 @@ impl Putter {
             }
             attempt += 1;
             self.metrics.put_retries.inc();
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-    }
-}
-
-/// Exponential with "equal jitter": half fixed, half random, so retries of
-/// many collectors spread out but never retry at once.
-fn backoff(attempt: u32) -> Duration {
-    let cap = BACKOFF_BASE
-        .saturating_mul(1 << attempt.min(16))
-        .min(BACKOFF_MAX);
-    let half = cap / 2;
-    half + rand::rng().random_range(Duration::ZERO..=half)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..40 {
-            let d = backoff(attempt);
-            assert!(d <= BACKOFF_MAX, "{d:?}");
-            assert!(
-                d >= BACKOFF_BASE
-                    .saturating_mul(1 << attempt.min(16))
-                    .min(BACKOFF_MAX)
-                    / 2
-            );
+            tokio::time::sleep(backoff_delay(BACKOFF_BASE, BACKOFF_MAX, attempt)).await;
         }
     }
 }
