@@ -371,29 +371,22 @@ fn main() {
         }
     });
 
-    let [
-        mut base_batched,
-        mut base_single,
-        mut col_batched,
-        mut col_single,
-    ] = [(); 4].map(|()| Vec::new());
+    let phases = [
+        ("baseline hyper, batched", base_addr, &batched),
+        ("collector, batched", addr, &batched),
+        ("baseline hyper, single event", base_addr, &single),
+        ("collector, single event", addr, &single),
+    ];
+    let mut results: [Vec<Stats>; 4] = Default::default();
     for round in 1..=rounds {
         println!("round {round} of {rounds}");
-        let stats = phase(&client_rt, &server, drive(base_addr, &batched, secs, None));
-        report("baseline hyper, batched", &batched, &stats);
-        base_batched.push(stats);
-        let stats = phase(&client_rt, &server, drive(addr, &batched, secs, None));
-        report("collector, batched", &batched, &stats);
-        col_batched.push(stats);
-        let stats = phase(&client_rt, &server, drive(base_addr, &single, secs, None));
-        report("baseline hyper, single event", &single, &stats);
-        base_single.push(stats);
-        let stats = phase(&client_rt, &server, drive(addr, &single, secs, None));
-        report("collector, single event", &single, &stats);
-        col_single.push(stats);
+        for ((name, addr, load), kept) in phases.iter().zip(&mut results) {
+            let stats = phase(&client_rt, &server, drive(*addr, load, secs, None));
+            report(name, load, &stats);
+            kept.push(stats);
+        }
     }
-    let (base_batched, base_single) = (best(&base_batched), best(&base_single));
-    let (peak, col_single) = (best(&col_batched), best(&col_single));
+    let [base_batched, peak, base_single, col_single] = results.each_ref().map(|r| best(r));
 
     println!("at half the best peaks");
     let half = phase(
