@@ -8,7 +8,8 @@
 //! Phases (a few seconds each): closed-loop peak for batched requests (100
 //! events of ~550 bytes) and single-event requests, the two servers taking
 //! turns for a few rounds, each keeping its best round; then the collector
-//! paced at half its best peaks, for latency.
+//! paced at half its best peaks, for latency, as many rounds, reporting the
+//! median round's p99.
 //!
 //! "Per core" divides by the CPU time the server's threads actually used
 //! (from /proc): pinning gives the server one core, not all of it, on a
@@ -388,19 +389,30 @@ fn main() {
     }
     let [base_batched, peak, base_single, col_single] = results.each_ref().map(|r| best(r));
 
+    // Latency rounds too: a stall of the whole machine (every connection
+    // delayed within the same ~100 ms, as this VM has now and then) lands
+    // in one round, and the median round is the collector's.
     println!("at half the best peaks");
-    let half = phase(
-        &client_rt,
-        &server,
-        drive(addr, &batched, secs, Some(peak.rps() / 2.0)),
-    );
-    report("collector, batched at half peak", &batched, &half);
-    let single_half = phase(
-        &client_rt,
-        &server,
-        drive(addr, &single, secs, Some(col_single.rps() / 2.0)),
-    );
-    report("collector, single at half peak", &single, &single_half);
+    let paced = [
+        (
+            "collector, batched at half peak",
+            &batched,
+            peak.rps() / 2.0,
+        ),
+        (
+            "collector, single at half peak",
+            &single,
+            col_single.rps() / 2.0,
+        ),
+    ];
+    let mut p99s: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds {
+        for ((name, load, rate), kept) in paced.iter().zip(&mut p99s) {
+            let stats = phase(&client_rt, &server, drive(addr, load, secs, Some(*rate)));
+            report(name, load, &stats);
+            kept.push(stats.percentile(0.99));
+        }
+    }
     stop.cancel();
     server_rt.block_on(collector).unwrap();
 
@@ -417,9 +429,13 @@ fn main() {
         100.0 * col_single.rps() / base_single.rps(),
         100.0 * col_single.per_core() / base_single.per_core()
     );
+    let [batched_p99, single_p99] = p99s.map(|mut p99s| {
+        p99s.sort_by(f64::total_cmp);
+        let rounds: Vec<String> = p99s.iter().map(|p| format!("{p:.2}")).collect();
+        (p99s[p99s.len() / 2], rounds.join(", "))
+    });
     println!(
-        "p99 at half peak: batched {:.2} ms, single {:.2} ms (target < 10 ms)",
-        half.percentile(0.99),
-        single_half.percentile(0.99)
+        "p99 at half peak, median round: batched {:.2} ms ({} ms), single {:.2} ms ({} ms) (target < 10 ms)",
+        batched_p99.0, batched_p99.1, single_p99.0, single_p99.1
     );
 }
