@@ -121,7 +121,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn handle(self: Arc<Self>, message: QueueMessage, token: u64) {
+    async fn handle(&self, message: QueueMessage, token: u64) {
         self.metrics.in_flight.inc();
         let kept_hidden = keep_hidden(
             self.transcode_queue.as_ref(),
