@@ -5,7 +5,8 @@
 //! (the columns of one object). With glibc's defaults, large buffers are
 //! mapped and unmapped per allocation and the heap top is trimmed once it is
 //! free, so every object faults all of its pages back in, and each fault
-//! zeroes a page: ~7% of a transcoder's CPU time, and cache misses besides.
+//! zeroes a page: 4-7% of a transcoder's CPU time (it takes half the page
+//! faults and system time away), and cache misses besides.
 //! The resident size stays at the peak of one job instead, which a memory
 //! limit has to allow for anyway.
 
