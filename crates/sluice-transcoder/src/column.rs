@@ -135,6 +135,24 @@ fn padded<B: Nullable>(builder: &mut B, rows: usize, row: usize) -> &mut B {
     builder
 }
 
+/// Regrows `builder`, which holds the text of `seen` rows of its table, to
+/// hold `rows` rows of text of the same length per row. Arrow's builders
+/// have no `reserve`, so the text so far moves once into a builder made
+/// with that capacity, instead of being copied at every doubling.
+pub fn reserve_text(builder: &mut StringBuilder, seen: usize, rows: usize) {
+    if seen == 0 || rows <= seen {
+        return;
+    }
+    // No more than Arrow's 32-bit offsets address, which a table's text
+    // cannot pass anyway: a wild estimate must not allocate beyond it.
+    let bytes = (builder.values_slice().len() * rows / seen).min(i32::MAX as usize);
+    let mut grown = StringBuilder::with_capacity(rows, bytes);
+    grown
+        .append_array(&builder.finish())
+        .expect("an empty builder takes any array");
+    *builder = grown;
+}
+
 fn text_of(leaf: &Leaf<'_>, out: &mut StringBuilder) {
     use std::fmt::Write;
     match leaf {
@@ -301,6 +319,16 @@ impl DynColumn {
         self.len = len;
     }
 
+    /// Makes room for `rows` rows of text, extrapolated from the `seen`
+    /// rows of the table so far (see [`reserve_text`]); other types are
+    /// small enough to grow as they go.
+    pub fn reserve(&mut self, seen: usize, rows: usize) {
+        match &mut self.data {
+            Data::Str(text) | Data::Timestamp(_, text) => reserve_text(text, seen, rows),
+            _ => {}
+        }
+    }
+
     /// The column's values for `rows` rows, or `None` when every value was
     /// null (such a column says nothing about its type; the JSON keeps it).
     pub fn finish(mut self, rows: usize) -> Option<(Ty, ArrayRef)> {
@@ -376,11 +404,11 @@ impl ColumnSet {
             self.members_id = values.members_id();
             self.by_member.clear();
         }
-        for (member, path, leaf) in values.leaves() {
+        for (member, leaf) in values.leaves() {
             let i = match self.by_member.get(member) {
                 Some(&Some(i)) => i,
                 _ => {
-                    let i = self.column_of(path);
+                    let i = self.column_of(values.path(member));
                     if self.by_member.len() <= member {
                         self.by_member.resize(member + 1, None);
                     }
@@ -399,6 +427,14 @@ impl ColumnSet {
         self.columns.push((path.into(), DynColumn::default()));
         self.index.insert(path.into(), self.columns.len() - 1);
         self.columns.len() - 1
+    }
+
+    /// Makes room in every column for `rows` rows (see
+    /// [`DynColumn::reserve`]).
+    pub fn reserve(&mut self, seen: usize, rows: usize) {
+        for (_, column) in &mut self.columns {
+            column.reserve(seen, rows);
+        }
     }
 
     /// Each path and its type so far (`None`: only nulls).
@@ -515,8 +551,9 @@ mod tests {
             let reader = if row % 7 < 4 { &mut first } else { &mut second };
             reader.read(json).unwrap();
             set.push(row, reader);
-            for (_, path, leaf) in reader.leaves() {
-                by_path.entry(path.to_owned()).or_default().push(row, leaf);
+            for (member, leaf) in reader.leaves() {
+                let path = reader.path(member).to_owned();
+                by_path.entry(path).or_default().push(row, leaf);
             }
         }
         let rows = objects.len();
@@ -693,6 +730,24 @@ mod tests {
                 widening.map(|(_, a)| a.to_data())
             );
         }
+    }
+
+    #[test]
+    fn reserving_text_keeps_the_values_and_makes_room() {
+        let mut builder = StringBuilder::new();
+        builder.append_value("abcd");
+        builder.append_null();
+        builder.append_value("ef");
+        let before = builder.finish_cloned();
+        reserve_text(&mut builder, 3, 30);
+        assert!(builder.values_capacity() >= 60);
+        assert!(builder.offsets_capacity() > 30);
+        assert_eq!(builder.finish_cloned(), before);
+        builder.append_value("g");
+        assert_eq!(
+            texts(&(Arc::new(builder.finish()) as ArrayRef)),
+            [Some("abcd"), None, Some("ef"), Some("g")]
+        );
     }
 
     #[test]

@@ -66,9 +66,11 @@ struct Member {
 }
 
 impl Member {
-    /// The key's text, when it is plain.
-    fn plain_key<'p>(&self, paths: &'p str) -> Option<&'p str> {
-        self.plain.then(|| &paths[self.key..self.path.end - 1])
+    /// The key's text, when it is plain; as bytes, which is how it is
+    /// compared, so that slicing it checks no character boundaries.
+    fn plain_key<'p>(&self, paths: &'p str) -> Option<&'p [u8]> {
+        self.plain
+            .then(|| &paths.as_bytes()[self.key..self.path.end - 1])
     }
 }
 
@@ -137,14 +139,16 @@ impl<'a> Flattened<'a> {
         Ok(())
     }
 
-    /// Each leaf with its path and the index of its member: while
-    /// [`Self::members_id`] stays the same, a member index stands for the
-    /// same path.
-    pub fn leaves(&self) -> impl Iterator<Item = (usize, &str, &Leaf<'a>)> {
-        self.leaves.iter().map(|(member, leaf)| {
-            let path = &self.keys.paths[self.keys.members[*member].path.clone()];
-            (*member, path, leaf)
-        })
+    /// Each leaf with the index of its member: while [`Self::members_id`]
+    /// stays the same, a member index stands for the same path, so a
+    /// caller that has seen it looks its path up ([`Self::path`]) no more.
+    pub fn leaves(&self) -> impl Iterator<Item = (usize, &Leaf<'a>)> {
+        self.leaves.iter().map(|(member, leaf)| (*member, leaf))
+    }
+
+    /// The path of a member of the last object read.
+    pub fn path(&self, member: usize) -> &str {
+        &self.keys.paths[self.keys.members[member].path.clone()]
     }
 
     /// The id of the members the leaves refer to (see [`Self::leaves`]).
@@ -267,6 +271,9 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    // Out of line, as the rare paths are, so that the inlined hot ones
+    // stay small.
+    #[cold]
     fn error(&self, what: &str) -> String {
         format!("{what} at byte {}", self.pos)
     }
@@ -355,9 +362,7 @@ impl<'a> Parser<'a> {
                 .as_bytes()
                 .get(self.pos..self.pos + quoted)
                 .is_some_and(|text| {
-                    text[0] == b'"'
-                        && text[quoted - 1] == b'"'
-                        && &text[1..quoted - 1] == key.as_bytes()
+                    text[0] == b'"' && text[quoted - 1] == b'"' && &text[1..quoted - 1] == key
                 });
         if same {
             self.pos += quoted;
@@ -399,6 +404,11 @@ impl<'a> Parser<'a> {
     }
 
     /// A value other than an object.
+    ///
+    /// Forced inline, as are [`Self::string`] and [`Self::number`] (the
+    /// compiler would not): values are short, and returning one from a
+    /// call, through memory, cost about as much as reading it.
+    #[inline(always)]
     fn leaf(&mut self) -> Result<Leaf<'a>, String> {
         Ok(match self.peek() {
             Some(b'"') => Leaf::Str(self.string()?),
@@ -424,6 +434,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A string, borrowed unless it has escapes (which serde_json decodes).
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
         let open = self.pos;
         self.expect(b'"', "expected a string")?;
@@ -438,8 +449,7 @@ impl<'a> Parser<'a> {
                 b'"' => {
                     self.pos += 1;
                     return Ok(if escaped {
-                        let raw = &self.src[open..self.pos];
-                        Cow::Owned(serde_json::from_str(raw).map_err(|e| e.to_string())?)
+                        Cow::Owned(unescape(&self.src[open..self.pos])?)
                     } else {
                         Cow::Borrowed(&self.src[open + 1..self.pos - 1])
                     });
@@ -456,6 +466,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The text of a number, checked against JSON's grammar.
+    #[inline(always)]
     fn number(&mut self) -> Result<&'a str, String> {
         let start = self.pos;
         let bytes = self.src.as_bytes();
@@ -533,6 +544,12 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A JSON string with escapes (`raw` with its quotes), decoded.
+#[cold]
+fn unescape(raw: &str) -> Result<String, String> {
+    serde_json::from_str(raw).map_err(|e| e.to_string())
+}
+
 /// Integers that fit in i64 are ints; other numbers with a fraction or an
 /// exponent are floats. An integer beyond i64 (a 20-digit id) would lose
 /// digits as a float, so it is kept exactly, as text.
@@ -560,10 +577,9 @@ mod tests {
     }
 
     fn flat(json: &str) -> Vec<(Vec<String>, Leaf<'_>)> {
-        flatten_object(json)
-            .unwrap()
-            .leaves()
-            .map(|(_, p, l)| (path_keys(p), l.clone()))
+        let flat = flatten_object(json).unwrap();
+        flat.leaves()
+            .map(|(m, l)| (path_keys(flat.path(m)), l.clone()))
             .collect()
     }
 
@@ -706,11 +722,11 @@ mod tests {
                 reused = Flattened::remembering(reused.into_memory());
             }
             let got = reused.read(json).map(|()| {
-                let leaves = reused.leaves().map(|(_, p, l)| (p.to_owned(), l.clone()));
+                let leaves = (reused.leaves()).map(|(m, l)| (reused.path(m).to_owned(), l.clone()));
                 leaves.collect::<Vec<_>>()
             });
             let want = flatten_object(json).map(|f| {
-                let leaves = f.leaves().map(|(_, p, l)| (p.to_owned(), l.clone()));
+                let leaves = f.leaves().map(|(m, l)| (f.path(m).to_owned(), l.clone()));
                 leaves.collect::<Vec<_>>()
             });
             assert_eq!(got, want, "{json}");
@@ -729,7 +745,7 @@ mod tests {
         flat.read(r#"{"d":true}"#).unwrap();
         let got: Vec<_> = flat
             .leaves()
-            .map(|(_, p, l)| (path_keys(p), l.clone()))
+            .map(|(m, l)| (path_keys(flat.path(m)), l.clone()))
             .collect();
         assert_eq!(got, [(keys(&["d"]), Leaf::Bool(true))]);
         assert!(flat.read(r#"{"e":1,"f":}"#).is_err());

@@ -11,7 +11,7 @@ use sluice_events::EnvelopeView;
 use sluice_events::proto::EventType;
 
 use crate::TranscodeError;
-use crate::column::{ColumnSet, PathColumn, Ty, UTC, timestamp_type};
+use crate::column::{ColumnSet, PathColumn, Ty, UTC, reserve_text, timestamp_type};
 use crate::flatten::Flattened;
 
 /// The string columns of one table in one object must fit Arrow's 32-bit
@@ -194,6 +194,10 @@ impl TableRows {
         self.kind
     }
 
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Types of the flattened context columns so far, by path.
     pub fn context_types(&self) -> impl Iterator<Item = (&str, Option<Ty>)> {
         self.context_columns.types()
@@ -247,6 +251,26 @@ impl TableRows {
         self.max_time_us = self.max_time_us.max(envelope.timestamp_us);
         self.rows += 1;
         Ok(())
+    }
+
+    /// Makes room in the text columns for `rows` rows in all, each as long
+    /// as the rows so far on average.
+    pub fn reserve(&mut self, rows: usize) {
+        let seen = self.rows;
+        for text in [
+            &mut self.id,
+            &mut self.user_id,
+            &mut self.anonymous_id,
+            &mut self.context,
+            &mut self.payload,
+        ]
+        .into_iter()
+        .chain(&mut self.extras)
+        {
+            reserve_text(text, seen, rows);
+        }
+        self.context_columns.reserve(seen, rows);
+        self.payload_columns.reserve(seen, rows);
     }
 
     /// Finishes the table; context columns are first widened to the type

@@ -27,6 +27,12 @@ use crate::rejected::{self, RejectedRows, Rejection};
 use crate::splice::SplicedWriter;
 use crate::table::{FinishedRows, Kind, TableRows};
 
+/// Columns are sized for the whole object after the first
+/// 1/`RECORDS_BEFORE_SIZING_IN` of its records, with 1/`SIZING_MARGIN_IN`
+/// more rows than extrapolated: a table a little larger than its first
+/// records foretell would otherwise double its columns near the end.
+const RECORDS_BEFORE_SIZING_IN: usize = 8;
+const SIZING_MARGIN_IN: usize = 16;
 /// SQS's message size limit, which the load manifest must fit.
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
 /// Field metadata naming the JSON path a flattened column came from, so a
@@ -59,8 +65,13 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
     // into one buffer reused from record to record.
     let mut scratch = Vec::new();
     let mut memory = FlatMemory::default();
+    // Columns grow by doubling, copying their values each time; once a
+    // few records show how large each table's rows are, columns are sized
+    // for the whole object instead.
+    let total = records.len();
+    let sized_after = total.div_ceil(RECORDS_BEFORE_SIZING_IN);
     // By value: each record's bytes are freed once its events are in columns.
-    for record in records {
+    for (done, record) in (1..).zip(records) {
         match record_batch(&record.data, &mut scratch).and_then(envelope_views) {
             Ok(envelopes) => {
                 let mut flat = FlatBuffers::remembering(std::mem::take(&mut memory));
@@ -77,6 +88,9 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
                 };
                 batch.rejected.record(&key.shard_id, &record, rejection);
             }
+        }
+        if done == sized_after && done < total {
+            batch.reserve(done, total);
         }
     }
     let events = batch.events;
@@ -107,20 +121,19 @@ pub fn transcode(raw_key: &str, raw: &[u8]) -> Result<TranscodeOutput, Transcode
 /// One event's flattened `context` and payload, reused for every event of
 /// a record. A reader reads fastest the keys of the object it read before
 /// (see [`Flattened`]): `context` looks alike in every table, but each
-/// table's payload has keys of its own, so each table has its own reader,
-/// and what they remember goes on to the next record.
+/// table's payload has keys of its own, so each table has its own reader
+/// (by the table's index in [`Batch::tables`]), and what they remember goes
+/// on to the next record.
 struct FlatBuffers<'a> {
     context: Flattened<'a>,
-    payloads: Readers<'a>,
+    payloads: Vec<Flattened<'a>>,
 }
-
-type Readers<'a> = ByName<Flattened<'a>>;
 
 /// What [`FlatBuffers`] remember between records.
 #[derive(Default)]
 struct FlatMemory {
     context: KeyMemory,
-    payloads: Vec<(String, KeyMemory)>,
+    payloads: Vec<KeyMemory>,
 }
 
 impl<'a> FlatBuffers<'a> {
@@ -128,7 +141,7 @@ impl<'a> FlatBuffers<'a> {
         Self {
             context: Flattened::remembering(memory.context),
             payloads: (memory.payloads.into_iter())
-                .map(|(table, keys)| (table, Flattened::remembering(keys)))
+                .map(Flattened::remembering)
                 .collect(),
         }
     }
@@ -137,28 +150,41 @@ impl<'a> FlatBuffers<'a> {
         FlatMemory {
             context: self.context.into_memory(),
             payloads: (self.payloads.into_iter())
-                .map(|(table, reader)| (table, reader.into_memory()))
+                .map(Flattened::into_memory)
                 .collect(),
         }
     }
 }
 
-/// The payload reader of `table`.
-fn payload_reader<'r, 'a>(readers: &'r mut Readers<'a>, table: &str) -> &'r mut Flattened<'a> {
-    if !readers.contains_key(table) {
-        readers.insert(table.to_owned(), Flattened::default());
+/// The payload reader of the table at `table` in [`Batch::tables`].
+fn payload_reader<'r, 'a>(
+    readers: &'r mut Vec<Flattened<'a>>,
+    table: usize,
+) -> &'r mut Flattened<'a> {
+    if readers.len() <= table {
+        readers.resize_with(table + 1, Flattened::default);
     }
-    readers.get_mut(table).expect("inserted above")
+    &mut readers[table]
 }
 
 /// Looked up for every event: a fast hasher, seeded per process.
 type ByName<T> = HashMap<String, T, foldhash::fast::RandomState>;
 
+/// A table an event was routed to; its rows start with its first event
+/// that is not rejected, so that no table is written empty.
+struct Table {
+    name: String,
+    rows: Option<TableRows>,
+}
+
 struct Batch {
-    /// By table name; track events by the table of their event name.
-    tables: ByName<TableRows>,
-    /// Event name → table name, computed once per name.
-    event_tables: ByName<String>,
+    /// In the order they were first routed to.
+    tables: Vec<Table>,
+    /// Table name → index in `tables`.
+    table_index: ByName<usize>,
+    /// Event name → index of its table, so that an event finds its table
+    /// with a single look-up, and each name is made a table name once.
+    event_tables: ByName<usize>,
     rejected: RejectedRows,
     events: u64,
 }
@@ -173,7 +199,8 @@ fn reject(cause: &'static str, reason: impl Into<String>) -> Rejection {
 impl Batch {
     fn new(raw_key: &str) -> Self {
         Self {
-            tables: ByName::default(),
+            tables: Vec::new(),
+            table_index: ByName::default(),
             event_tables: ByName::default(),
             rejected: RejectedRows::new(raw_key),
             events: 0,
@@ -192,6 +219,15 @@ impl Batch {
                 self.rejected.event(envelope, rejection);
                 Ok(())
             }
+        }
+    }
+
+    /// Sizes every table for `total` records, from its rows in the `done`
+    /// records read so far.
+    fn reserve(&mut self, done: usize, total: usize) {
+        for rows in self.tables.iter_mut().filter_map(|t| t.rows.as_mut()) {
+            let expected = rows.rows() * total / done;
+            rows.reserve(expected + expected / SIZING_MARGIN_IN);
         }
     }
 
@@ -220,45 +256,63 @@ impl Batch {
                 "event is required for track events",
             ));
         }
-        let table: &str = match kind {
-            Kind::Track => {
-                if !self.event_tables.contains_key(e.event) {
-                    self.event_tables
-                        .insert(e.event.to_owned(), table_name(e.event));
-                }
-                &self.event_tables[e.event]
-            }
-            other => other.table(),
-        };
+        let index = self.table_of(kind, e.event);
         let FlatBuffers { context, payloads } = flat;
         context
             .read(e.context_json)
             .map_err(|f| reject(f.cause(), f.describe("context")))?;
-        let payload = payload_reader(payloads, table);
+        let payload = payload_reader(payloads, index);
         match kind.payload() {
             Some((field, _)) => payload
                 .read(kind.payload_json(e))
                 .map_err(|f| reject(f.cause(), f.describe(field)))?,
             None => payload.clear(),
         }
+        let Table { name, rows } = &mut self.tables[index];
         let (extras, n): ([&str; 2], usize) = match kind {
-            Kind::Track => ([table, e.event], 2),
+            Kind::Track => ([name, e.event], 2),
             Kind::Page | Kind::Screen => ([e.name, ""], 1),
             Kind::Group => ([e.group_id, ""], 1),
             Kind::Alias => ([e.previous_id, ""], 1),
             Kind::Identify => (["", ""], 0),
         };
-        if !self.tables.contains_key(table) {
-            self.tables.insert(table.to_owned(), TableRows::new(kind));
+        let rows = rows.get_or_insert_with(|| TableRows::new(kind));
+        Ok(rows.push(name, e, &extras[..n], context, payload))
+    }
+
+    /// The index in `tables` of the table of an event of `kind` named
+    /// `event` (track events go to the table of their name).
+    fn table_of(&mut self, kind: Kind, event: &str) -> usize {
+        if kind != Kind::Track {
+            return self.table_named(kind.table());
         }
-        let rows = self.tables.get_mut(table).expect("inserted above");
-        Ok(rows.push(table, e, &extras[..n], context, payload))
+        if let Some(&index) = self.event_tables.get(event) {
+            return index;
+        }
+        let index = self.table_named(&table_name(event));
+        self.event_tables.insert(event.to_owned(), index);
+        index
+    }
+
+    fn table_named(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.table_index.get(name) {
+            return index;
+        }
+        self.tables.push(Table {
+            name: name.to_owned(),
+            rows: None,
+        });
+        self.table_index
+            .insert(name.to_owned(), self.tables.len() - 1);
+        self.tables.len() - 1
     }
 
     fn finish(self, key: &RawKey) -> Result<Vec<TableFile>, TranscodeError> {
         let mut files = Vec::new();
         // In name order, so that a retry writes the same files and manifest.
-        let mut tables: Vec<_> = self.tables.into_iter().collect();
+        let mut tables: Vec<_> = (self.tables.into_iter())
+            .filter_map(|t| Some((t.name, t.rows?)))
+            .collect();
         tables.sort_by(|a, b| a.0.cmp(&b.0));
         let (tracks, others): (Vec<_>, Vec<_>) = tables
             .into_iter()
