@@ -74,17 +74,16 @@ impl Intake {
         } = request;
         let write_key = decoded.write_key.or(auth_key);
         let source = self.sources.resolve(write_key.as_deref())?;
+        let collector = CollectorMeta {
+            protocol: decoded.protocol.into(),
+            host: self.host.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            client_ip,
+        };
         let ctx = IngestContext {
             received_at_us: now_us(),
             batch_sent_at_us: decoded.sent_at_us,
             default_type: decoded.default_type,
-            source,
-            collector: CollectorMeta {
-                protocol: decoded.protocol.into(),
-                host: self.host.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                client_ip,
-            },
         };
 
         let json_bytes = decoded
@@ -93,12 +92,8 @@ impl Intake {
             .flatten()
             .map(|e| e.text().len())
             .sum();
-        let mut accepted = EncodedEvents::with_capacity(
-            &ctx.source,
-            &ctx.collector,
-            decoded.events.len(),
-            json_bytes,
-        );
+        let mut accepted =
+            EncodedEvents::with_capacity(&source, &collector, decoded.events.len(), json_bytes);
         let mut event_ids = Vec::new();
         let mut rejected = Vec::new();
         for (index, item) in decoded.events.into_iter().enumerate() {
@@ -107,7 +102,7 @@ impl Intake {
                 if let Some(offset) = text.and_then(|t| t.invalid_in(event.text())) {
                     return Err(Reject::InvalidUtf8 { offset });
                 }
-                ctx.envelope_without_meta(event, &self.config.limits)
+                ctx.envelope(event, &self.config.limits)
                     .map_err(Reject::Event)
             });
             match envelope {
@@ -139,7 +134,7 @@ impl Intake {
                 .inc();
             self.rejected
                 .send(RejectedEvent {
-                    source: ctx.source.name.clone(),
+                    source: source.name.clone(),
                     received_at_us: ctx.received_at_us,
                     protocol: decoded.protocol,
                     index,

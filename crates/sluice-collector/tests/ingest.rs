@@ -34,13 +34,15 @@ fn expected(
         received_at_us: got.received_at_us,
         batch_sent_at_us: sent_at.map(|s| parse_iso8601_us("sentAt", s).unwrap()),
         default_type: default,
-        source: Source {
+    };
+    Envelope {
+        source: Some(Source {
             name: "web".into(),
             write_key: WRITE_KEY.into(),
-        },
-        collector: got.collector.clone().unwrap(),
-    };
-    envelope_from_json(&event.to_string(), &ctx, &Limits::default()).unwrap()
+        }),
+        collector: got.collector.clone(),
+        ..envelope_from_json(&event.to_string(), &ctx, &Limits::default()).unwrap()
+    }
 }
 
 fn by_id(envelopes: &[Envelope], id: &str) -> Envelope {

@@ -37,7 +37,11 @@ impl EncodedEvents {
         events: usize,
         bytes: usize,
     ) -> Self {
-        let mut meta = Vec::new();
+        use prost::encoding::message::encoded_len;
+        // Sized up front: growing it would copy it twice per request.
+        let meta_len =
+            encoded_len(ENVELOPE_SOURCE, source) + encoded_len(ENVELOPE_COLLECTOR, collector);
+        let mut meta = Vec::with_capacity(meta_len);
         prost::encoding::message::encode(ENVELOPE_SOURCE, source, &mut meta);
         prost::encoding::message::encode(ENVELOPE_COLLECTOR, collector, &mut meta);
         Self {
@@ -47,9 +51,8 @@ impl EncodedEvents {
         }
     }
 
-    /// Appends an envelope whose `source` and `collector` are unset (see
-    /// [`crate::IngestContext::envelope_without_meta`]); it gets this
-    /// request's.
+    /// Appends an envelope whose `source` and `collector` are unset (as
+    /// [`crate::envelope_from_json`] makes them); it gets this request's.
     pub fn push(&mut self, envelope: &Envelope) {
         debug_assert!(envelope.source.is_none() && envelope.collector.is_none());
         let len = envelope.encoded_len() + self.meta.len();

@@ -10,7 +10,7 @@ use fields::{Fields, RawEvent, scan_event};
 pub use split::{ScannedBatch, scan_batch, scan_event_array};
 
 use crate::limits::{Shape, shape};
-use crate::proto::{CollectorMeta, Envelope, EventType, Source};
+use crate::proto::{Envelope, EventType};
 use crate::time::{parse_iso8601_us, skew_corrected};
 use crate::{EventError, Limits};
 
@@ -24,8 +24,6 @@ pub struct IngestContext {
     /// The type the endpoint implies (`/v1/track`), used when the event
     /// has none.
     pub default_type: Option<EventType>,
-    pub source: Source,
-    pub collector: CollectorMeta,
 }
 
 fn json_kind(raw: &str) -> &'static str {
@@ -213,27 +211,21 @@ impl<'a> EventJson<'a> {
 }
 
 /// Decodes and validates one event. `json` is the event object's text.
+/// The envelope has no `source` or `collector`: those belong to the whole
+/// request, and [`crate::EncodedEvents`] adds them to each of its events
+/// once, rather than every envelope copying them.
 pub fn envelope_from_json(
     json: &str,
     ctx: &IngestContext,
     limits: &Limits,
 ) -> Result<Envelope, EventError> {
-    Ok(Envelope {
-        source: Some(ctx.source.clone()),
-        collector: Some(ctx.collector.clone()),
-        ..decode(EventJson::new(json), ctx, limits)?
-    })
+    ctx.envelope(EventJson::new(json), limits)
 }
 
 impl IngestContext {
-    /// [`envelope_from_json`] without the request's `source` and
-    /// `collector`, for a producer that adds them to all its events at once
-    /// ([`crate::EncodedEvents`]) rather than copying them into each.
-    pub fn envelope_without_meta(
-        &self,
-        event: EventJson<'_>,
-        limits: &Limits,
-    ) -> Result<Envelope, EventError> {
+    /// [`envelope_from_json`] for an event whose text may have been scanned
+    /// already (see [`EventJson::scan`]).
+    pub fn envelope(&self, event: EventJson<'_>, limits: &Limits) -> Result<Envelope, EventError> {
         decode(event, self, limits)
     }
 }
@@ -356,7 +348,7 @@ mod tests {
         };
         let slow =
             check_outline(json, limits).and_then(|()| envelope(serde_fields(json)?, &ctx, limits));
-        let fast = ctx.envelope_without_meta(EventJson::new(json), limits);
+        let fast = ctx.envelope(EventJson::new(json), limits);
         match (slow, fast) {
             (Ok(mut slow), Ok(mut fast)) => {
                 // Generated ids differ by design.

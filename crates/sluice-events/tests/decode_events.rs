@@ -1,17 +1,13 @@
 //! Client JSON into envelopes: the Segment spec's fields, clock-skew
 //! correction, and a clear error naming the field and limit for bad input.
 
-use sluice_events::proto::{EventType, Source};
+use sluice_events::proto::EventType;
 use sluice_events::time::parse_iso8601_us;
 use sluice_events::{EventError, IngestContext, Limits, envelope_from_json};
 
 fn ctx() -> IngestContext {
     IngestContext {
         received_at_us: parse_iso8601_us("t", "2024-05-01T12:00:10Z").unwrap(),
-        source: Source {
-            name: "web".into(),
-            write_key: "wk".into(),
-        },
         ..Default::default()
     }
 }
@@ -42,7 +38,8 @@ fn segment_track_keeps_ids_and_original_json() {
         r#"{"library":{"name":"analytics-python","version":"2.3.0"}}"#
     );
     assert_eq!(e.traits_json, "");
-    assert_eq!(e.source.unwrap().name, "web");
+    // The request's metadata is added per request, not per event.
+    assert_eq!((e.source, e.collector), (None, None));
 }
 
 #[test]

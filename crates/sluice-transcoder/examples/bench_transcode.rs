@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use sluice_events::proto::{ArchiveHeader, ArchivedRecord, CollectorMeta, Source};
+use sluice_events::proto::{ArchiveHeader, ArchivedRecord, CollectorMeta, Envelope, Source};
 use sluice_events::{
     ArchiveWriter, IngestContext, Limits, encode_record, encoded_len_in_batch, envelope_from_json,
 };
@@ -83,16 +83,17 @@ fn generate(dir: &Path, events: u64, objects: u64) {
         received_at_us: T0_US + 200_000,
         batch_sent_at_us: None,
         default_type: None,
-        source: Source {
-            name: "bench".into(),
-            write_key: String::new(),
-        },
-        collector: CollectorMeta {
-            protocol: "segment".into(),
-            host: "collector-0".into(),
-            version: "0.1.0".into(),
-            client_ip: "203.0.113.1".into(),
-        },
+    };
+    // As the collector adds them to every event of a request.
+    let source = Source {
+        name: "bench".into(),
+        write_key: String::new(),
+    };
+    let collector = CollectorMeta {
+        protocol: "segment".into(),
+        host: "collector-0".into(),
+        version: "0.1.0".into(),
+        client_ip: "203.0.113.1".into(),
     };
     let limits = Limits::default();
     let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
@@ -109,8 +110,11 @@ fn generate(dir: &Path, events: u64, objects: u64) {
             let json = event_json(object * per_object + i, &mut rng);
             ndjson.push_str(&json);
             ndjson.push('\n');
-            let envelope =
-                envelope_from_json(&json, &ctx, &limits).expect("generated events are valid");
+            let envelope = Envelope {
+                source: Some(source.clone()),
+                collector: Some(collector.clone()),
+                ..envelope_from_json(&json, &ctx, &limits).expect("generated events are valid")
+            };
             object_envelope_bytes += encoded_len_in_batch(&envelope) as u64;
             batch.push(envelope);
             if batch.len() == EVENTS_PER_RECORD || i + 1 == per_object {
