@@ -2,9 +2,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hyper::header::HeaderValue;
 use sluice_events::proto::Source;
 
 use crate::{CollectorConfig, CollectorError};
@@ -76,6 +78,40 @@ pub fn write_key_from_authorization(value: &str) -> Option<String> {
         .then(|| credentials.to_owned())
 }
 
+/// The write key of a connection's last `Authorization` header. A
+/// keep-alive client sends the same header with every request, and comparing
+/// it costs less than decoding it again.
+#[derive(Default)]
+pub struct LastAuthorization(Mutex<Option<DecodedHeader>>);
+
+struct DecodedHeader {
+    /// A copy: a clone of the header would share, and so keep, hyper's
+    /// read buffer.
+    header: Box<[u8]>,
+    write_key: Option<String>,
+}
+
+impl LastAuthorization {
+    /// [`write_key_from_authorization`] of `header` (`None` unless it is
+    /// visible ASCII), reused while the header's bytes stay the same.
+    pub fn write_key(&self, header: &HeaderValue) -> Option<String> {
+        // A request of the same connection that panicked cannot have left
+        // a half-written entry: it is replaced whole.
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(decoded) = &*last
+            && *decoded.header == *header.as_bytes()
+        {
+            return decoded.write_key.clone();
+        }
+        let write_key = header.to_str().ok().and_then(write_key_from_authorization);
+        *last = Some(DecodedHeader {
+            header: header.as_bytes().into(),
+            write_key: write_key.clone(),
+        });
+        write_key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +140,29 @@ mod tests {
             write_key_from_authorization(&bare).as_deref(),
             Some("wk_123")
         );
+    }
+
+    #[test]
+    fn last_authorization_decodes_a_different_header_anew() {
+        let last = LastAuthorization::default();
+        let basic = |key: &str| {
+            HeaderValue::try_from(format!("Basic {}", STANDARD.encode(format!("{key}:")))).unwrap()
+        };
+        let headers = [
+            basic("wk_1"),
+            basic("wk_1"),
+            basic("wk_2"),
+            HeaderValue::from_static("Bearer wk_3"),
+            HeaderValue::from_static("Basic !!!"),
+            HeaderValue::from_bytes(b"Bearer wk_\xff").unwrap(),
+            basic("wk_1"),
+        ];
+        for header in &headers {
+            let expected = header.to_str().ok().and_then(write_key_from_authorization);
+            assert_eq!(last.write_key(header), expected, "{header:?}");
+        }
+        assert_eq!(last.write_key(&basic("wk_1")).as_deref(), Some("wk_1"));
+        assert_eq!(last.write_key(&basic("wk_2")).as_deref(), Some("wk_2"));
     }
 
     #[test]

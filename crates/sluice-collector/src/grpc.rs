@@ -99,7 +99,8 @@ impl GrpcCollector {
                 decoded,
                 text: None,
                 auth_key,
-                client_ip,
+                client_ip: client_ip.into(),
+                meta_cache: None,
                 want_ids: true,
             })
             .await;

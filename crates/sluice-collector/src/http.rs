@@ -2,6 +2,7 @@
 //! tracking libraries expect (200 with a small JSON body; several treat
 //! 202/204 as failure).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +20,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::CollectorError;
-use crate::auth::write_key_from_authorization;
+use crate::auth::LastAuthorization;
 use crate::body::decompress;
-use crate::ingest::{Intake, Outcome, Request as IngestRequest};
+use crate::ingest::{Intake, MetaCache, Outcome, Request as IngestRequest};
 use crate::protocols::Endpoint;
 use crate::utf8::BodyText;
 
@@ -50,6 +51,8 @@ pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: Ca
         let shared = Arc::new(Shared {
             intake: intake.clone(),
             peer_ip: peer.ip().to_string(),
+            authorization: LastAuthorization::default(),
+            meta: MetaCache::default(),
         });
         let service = service_fn(move |request| {
             let shared = shared.clone();
@@ -77,6 +80,8 @@ struct Shared {
     /// The peer's address as text, formatted once: a keep-alive client
     /// sends many requests, and formatting costs more than a copy.
     peer_ip: String,
+    authorization: LastAuthorization,
+    meta: MetaCache,
 }
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -88,7 +93,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     let mut response = match (request.method(), endpoint) {
         (&Method::OPTIONS, _) => preflight(),
         (&Method::POST, Some(endpoint)) => {
-            let result = receive(intake, request, endpoint, &shared.peer_ip).await;
+            let result = receive(shared, request, endpoint).await;
             let outcome = match &result {
                 Ok(o) if o.accepted == 0 && !o.rejections.is_empty() => "all_rejected",
                 Ok(_) => "ok",
@@ -128,11 +133,11 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
 }
 
 async fn receive(
-    intake: &Intake,
+    shared: &Shared,
     request: Request<Incoming>,
     endpoint: Endpoint,
-    peer_ip: &str,
 ) -> Result<Outcome, CollectorError> {
+    let intake = &shared.intake;
     let limit = intake.config.max_request_bytes;
     let headers = request.headers();
     let declared = headers
@@ -153,9 +158,8 @@ async fn receive(
         .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
     let auth_key = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(write_key_from_authorization);
-    let client_ip = client_ip(intake, headers, peer_ip);
+        .and_then(|v| shared.authorization.write_key(v));
+    let client_ip = client_ip(intake, headers, &shared.peer_ip);
 
     let body = Limited::new(request.into_body(), limit)
         .collect()
@@ -174,12 +178,13 @@ async fn receive(
             text: Some(&text),
             auth_key,
             client_ip,
+            meta_cache: Some(&shared.meta),
             want_ids: false,
         })
         .await
 }
 
-fn client_ip(intake: &Intake, headers: &HeaderMap, peer_ip: &str) -> String {
+fn client_ip<'a>(intake: &Intake, headers: &HeaderMap, peer_ip: &'a str) -> Cow<'a, str> {
     if intake.config.trust_forwarded_for
         && let Some(first) = headers
             .get("x-forwarded-for")
@@ -188,9 +193,9 @@ fn client_ip(intake: &Intake, headers: &HeaderMap, peer_ip: &str) -> String {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     {
-        return first.to_owned();
+        return Cow::Owned(first.to_owned());
     }
-    peer_ip.to_owned()
+    Cow::Borrowed(peer_ip)
 }
 
 /// The Origin to echo, when the request has one that is allowed.

@@ -2,10 +2,13 @@
 //! source, validation into envelopes, room in the in-flight budget, the
 //! rejected events kept, and the wait for the stream.
 
+use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
+
 use sluice_events::time::now_us;
 
-use sluice_events::proto::CollectorMeta;
-use sluice_events::{EncodedEvents, EventJson, IngestContext};
+use sluice_events::proto::{CollectorMeta, Source};
+use sluice_events::{EncodedEvents, EncodedMeta, EventJson, IngestContext};
 
 use crate::auth::Sources;
 use crate::config::AckMode;
@@ -33,7 +36,10 @@ pub struct Request<'a> {
     /// From the `Authorization` header (or gRPC metadata); a key in the body
     /// wins.
     pub auth_key: Option<String>,
-    pub client_ip: String,
+    pub client_ip: Cow<'a, str>,
+    /// The metadata of the connection's previous request, when the protocol
+    /// keeps connections apart (HTTP does; tonic does not tell).
+    pub meta_cache: Option<&'a MetaCache>,
     /// Return the accepted events' ids (gRPC answers per event).
     pub want_ids: bool,
 }
@@ -70,15 +76,14 @@ impl Intake {
             text,
             auth_key,
             client_ip,
+            meta_cache,
             want_ids,
         } = request;
         let write_key = decoded.write_key.or(auth_key);
         let source = self.sources.resolve(write_key.as_deref())?;
-        let collector = CollectorMeta {
-            protocol: decoded.protocol.into(),
-            host: self.host.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            client_ip,
+        let meta = match meta_cache {
+            Some(cache) => cache.get(&source, decoded.protocol, &self.host, &client_ip),
+            None => encode_meta(&source, decoded.protocol, &self.host, &client_ip),
         };
         let ctx = IngestContext {
             received_at_us: now_us(),
@@ -92,8 +97,7 @@ impl Intake {
             .flatten()
             .map(|e| e.text().len())
             .sum();
-        let mut accepted =
-            EncodedEvents::with_capacity(&source, &collector, decoded.events.len(), json_bytes);
+        let mut accepted = EncodedEvents::with_capacity(meta, decoded.events.len(), json_bytes);
         let mut event_ids = Vec::new();
         let mut rejected = Vec::new();
         for (index, item) in decoded.events.into_iter().enumerate() {
@@ -159,5 +163,104 @@ impl Intake {
                 .inc_by(outcome.accepted as u64);
         }
         Ok(outcome)
+    }
+}
+
+/// The metadata every envelope of a request ends with: its source and the
+/// collector's own (the version is this build's).
+fn encode_meta(source: &Source, protocol: &str, host: &str, client_ip: &str) -> EncodedMeta {
+    let collector = CollectorMeta {
+        protocol: protocol.into(),
+        host: host.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        client_ip: client_ip.into(),
+    };
+    EncodedMeta::new(source, &collector)
+}
+
+/// A connection's last encoded metadata and everything it was encoded from.
+/// A keep-alive client sends request after request with the same source,
+/// protocol and address, and comparing them costs less than encoding.
+#[derive(Default)]
+pub struct MetaCache(Mutex<Option<CachedMeta>>);
+
+struct CachedMeta {
+    source: Source,
+    protocol: &'static str,
+    host: String,
+    client_ip: String,
+    meta: EncodedMeta,
+}
+
+impl MetaCache {
+    /// The encoded metadata for these inputs: the last one when all of them
+    /// are the same, otherwise encoded anew (and kept in its place).
+    fn get(
+        &self,
+        source: &Source,
+        protocol: &'static str,
+        host: &str,
+        client_ip: &str,
+    ) -> EncodedMeta {
+        // A request of the same connection that panicked cannot have left
+        // a half-written entry: it is replaced whole.
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = &*last
+            && cached.source == *source
+            && cached.protocol == protocol
+            && cached.host == host
+            && cached.client_ip == client_ip
+        {
+            return cached.meta.clone();
+        }
+        let meta = encode_meta(source, protocol, host, client_ip);
+        *last = Some(CachedMeta {
+            source: source.clone(),
+            protocol,
+            host: host.into(),
+            client_ip: client_ip.into(),
+            meta: meta.clone(),
+        });
+        meta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, write_key: &str) -> Source {
+        Source {
+            name: name.into(),
+            write_key: write_key.into(),
+        }
+    }
+
+    #[test]
+    fn meta_cache_gives_what_encoding_gives_and_never_stale_metadata() {
+        let cache = MetaCache::default();
+        let web = source("web", "wk_web");
+        let inputs = [
+            (web.clone(), "segment", "h", "203.0.113.9"),
+            // The same again: from the cache, still the same bytes.
+            (web.clone(), "segment", "h", "203.0.113.9"),
+            (source("web", "wk_other"), "segment", "h", "203.0.113.9"),
+            (source("app", "wk_other"), "segment", "h", "203.0.113.9"),
+            (web.clone(), "native", "h", "203.0.113.9"),
+            (web.clone(), "native", "other-host", "203.0.113.9"),
+            (web.clone(), "native", "other-host", "198.51.100.1"),
+            // Back to the first: the cache holds only the last one.
+            (web, "segment", "h", "203.0.113.9"),
+        ];
+        let mut previous: Option<EncodedMeta> = None;
+        for (i, (source, protocol, host, ip)) in inputs.iter().enumerate() {
+            let cached = cache.get(source, protocol, host, ip);
+            assert_eq!(cached, encode_meta(source, protocol, host, ip), "input {i}");
+            if let Some(previous) = previous {
+                // Only the repeated input may give the same bytes.
+                assert_eq!(previous == cached, i == 1, "input {i}");
+            }
+            previous = Some(cached);
+        }
     }
 }

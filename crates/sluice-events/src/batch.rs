@@ -3,6 +3,8 @@
 //! envelope. The request's source and collector metadata are encoded once
 //! and appended to each event, rather than copied into every envelope.
 
+use std::sync::Arc;
+
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
@@ -16,13 +18,31 @@ const BATCH_EVENTS: u32 = 1;
 const ENVELOPE_SOURCE: u32 = 15;
 const ENVELOPE_COLLECTOR: u32 = 16;
 
+/// The `source` and `collector` fields an envelope ends with, encoded. They
+/// are the same for every request of a client, so a caller may keep them and
+/// share them between requests rather than encode them for each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedMeta(Arc<[u8]>);
+
+impl EncodedMeta {
+    pub fn new(source: &Source, collector: &CollectorMeta) -> Self {
+        use prost::encoding::message::{encode, encoded_len};
+        // Sized up front: growing it would copy it twice.
+        let len = encoded_len(ENVELOPE_SOURCE, source) + encoded_len(ENVELOPE_COLLECTOR, collector);
+        let mut bytes = Vec::with_capacity(len);
+        encode(ENVELOPE_SOURCE, source, &mut bytes);
+        encode(ENVELOPE_COLLECTOR, collector, &mut bytes);
+        Self(bytes.into())
+    }
+}
+
 /// Envelopes as `EventBatch` entries, back to back: the bytes of an
 /// `EventBatch` holding them, which [`crate::record_from_batch`] compresses
 /// into a record. Any run of whole entries is also such a batch.
 #[derive(Debug)]
 pub struct EncodedEvents {
     /// The metadata fields every event of this request ends with.
-    meta: Vec<u8>,
+    meta: EncodedMeta,
     bytes: Vec<u8>,
     /// Where each entry ends in `bytes`.
     ends: Vec<usize>,
@@ -31,21 +51,9 @@ pub struct EncodedEvents {
 impl EncodedEvents {
     /// Room for `events` events of `bytes` bytes in all: the size of their
     /// JSON is a close guess, and growing the buffer would copy it again.
-    pub fn with_capacity(
-        source: &Source,
-        collector: &CollectorMeta,
-        events: usize,
-        bytes: usize,
-    ) -> Self {
-        use prost::encoding::message::encoded_len;
-        // Sized up front: growing it would copy it twice per request.
-        let meta_len =
-            encoded_len(ENVELOPE_SOURCE, source) + encoded_len(ENVELOPE_COLLECTOR, collector);
-        let mut meta = Vec::with_capacity(meta_len);
-        prost::encoding::message::encode(ENVELOPE_SOURCE, source, &mut meta);
-        prost::encoding::message::encode(ENVELOPE_COLLECTOR, collector, &mut meta);
+    pub fn with_capacity(meta: EncodedMeta, events: usize, bytes: usize) -> Self {
         Self {
-            bytes: Vec::with_capacity(bytes + events * meta.len()),
+            bytes: Vec::with_capacity(bytes + events * meta.0.len()),
             ends: Vec::with_capacity(events),
             meta,
         }
@@ -55,11 +63,11 @@ impl EncodedEvents {
     /// [`crate::envelope_from_json`] makes them); it gets this request's.
     pub fn push(&mut self, envelope: &Envelope) {
         debug_assert!(envelope.source.is_none() && envelope.collector.is_none());
-        let len = envelope.encoded_len() + self.meta.len();
+        let len = envelope.encoded_len() + self.meta.0.len();
         encode_key(BATCH_EVENTS, WireType::LengthDelimited, &mut self.bytes);
         encode_varint(len as u64, &mut self.bytes);
         envelope.encode_raw(&mut self.bytes);
-        self.bytes.extend_from_slice(&self.meta);
+        self.bytes.extend_from_slice(&self.meta.0);
         self.ends.push(self.bytes.len());
     }
 
@@ -103,7 +111,8 @@ mod tests {
             version: "1".into(),
             client_ip: "203.0.113.9".into(),
         };
-        let mut encoded = EncodedEvents::with_capacity(&source, &collector, 1, 10);
+        let mut encoded =
+            EncodedEvents::with_capacity(EncodedMeta::new(&source, &collector), 1, 10);
         let mut whole = Vec::new();
         for i in 0..3 {
             let bare = Envelope {

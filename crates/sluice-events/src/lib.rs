@@ -22,7 +22,7 @@ pub mod proto {
 pub use archive::{
     ArchiveWriter, MAX_ARCHIVE_DECODED_BYTES, decode_archive, decode_archive_header,
 };
-pub use batch::EncodedEvents;
+pub use batch::{EncodedEvents, EncodedMeta};
 pub use error::EventError;
 pub use json::{
     EventJson, IngestContext, ScannedBatch, envelope_from_json, scan_batch, scan_event_array,
