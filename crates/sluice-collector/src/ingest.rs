@@ -178,8 +178,9 @@ fn encode_meta(source: &Source, protocol: &str, host: &str, client_ip: &str) -> 
     EncodedMeta::new(source, &collector)
 }
 
-/// A connection's last encoded metadata and everything it was encoded from.
-/// A keep-alive client sends request after request with the same source,
+/// A connection's last encoded metadata and everything of the request it
+/// was encoded from (the host is the collector's, the same for all). A
+/// keep-alive client sends request after request with the same source,
 /// protocol and address, and comparing them costs less than encoding.
 #[derive(Default)]
 pub struct MetaCache(Mutex<Option<CachedMeta>>);
@@ -187,14 +188,15 @@ pub struct MetaCache(Mutex<Option<CachedMeta>>);
 struct CachedMeta {
     source: Source,
     protocol: &'static str,
-    host: String,
     client_ip: String,
     meta: EncodedMeta,
 }
 
 impl MetaCache {
-    /// The encoded metadata for these inputs: the last one when all of them
-    /// are the same, otherwise encoded anew (and kept in its place).
+    /// The encoded metadata for these inputs: the last one when source,
+    /// protocol and client IP are the last request's (`host` is the
+    /// collector's own, the same for every request), otherwise encoded anew
+    /// (and kept in its place).
     fn get(
         &self,
         source: &Source,
@@ -208,7 +210,6 @@ impl MetaCache {
         if let Some(cached) = &*last
             && cached.source == *source
             && cached.protocol == protocol
-            && cached.host == host
             && cached.client_ip == client_ip
         {
             return cached.meta.clone();
@@ -217,7 +218,6 @@ impl MetaCache {
         *last = Some(CachedMeta {
             source: source.clone(),
             protocol,
-            host: host.into(),
             client_ip: client_ip.into(),
             meta: meta.clone(),
         });
@@ -247,8 +247,7 @@ mod tests {
             (source("web", "wk_other"), "segment", "h", "203.0.113.9"),
             (source("app", "wk_other"), "segment", "h", "203.0.113.9"),
             (web.clone(), "native", "h", "203.0.113.9"),
-            (web.clone(), "native", "other-host", "203.0.113.9"),
-            (web.clone(), "native", "other-host", "198.51.100.1"),
+            (web.clone(), "native", "h", "198.51.100.1"),
             // Back to the first: the cache holds only the last one.
             (web, "segment", "h", "203.0.113.9"),
         ];
