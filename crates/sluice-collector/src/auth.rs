@@ -2,13 +2,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::header::HeaderValue;
 use sluice_events::proto::Source;
 
+use crate::last_answer::LastAnswer;
 use crate::{CollectorConfig, CollectorError};
 
 pub const ANONYMOUS: &str = "anonymous";
@@ -78,37 +78,23 @@ pub fn write_key_from_authorization(value: &str) -> Option<String> {
         .then(|| credentials.to_owned())
 }
 
-/// The write key of a connection's last `Authorization` header. A
-/// keep-alive client sends the same header with every request, and comparing
-/// it costs less than decoding it again.
+/// The write key of a connection's last `Authorization` header, with a
+/// copy of the header's bytes (a clone of the header would share, and so
+/// keep, hyper's read buffer).
 #[derive(Default)]
-pub struct LastAuthorization(Mutex<Option<DecodedHeader>>);
-
-struct DecodedHeader {
-    /// A copy: a clone of the header would share, and so keep, hyper's
-    /// read buffer.
-    header: Box<[u8]>,
-    write_key: Option<String>,
-}
+pub struct LastAuthorization(LastAnswer<Box<[u8]>, Option<String>>);
 
 impl LastAuthorization {
     /// [`write_key_from_authorization`] of `header` (`None` unless it is
     /// visible ASCII), reused while the header's bytes stay the same.
     pub fn write_key(&self, header: &HeaderValue) -> Option<String> {
-        // A request of the same connection that panicked cannot have left
-        // a half-written entry: it is replaced whole.
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(decoded) = &*last
-            && *decoded.header == *header.as_bytes()
-        {
-            return decoded.write_key.clone();
-        }
-        let write_key = header.to_str().ok().and_then(write_key_from_authorization);
-        *last = Some(DecodedHeader {
-            header: header.as_bytes().into(),
-            write_key: write_key.clone(),
-        });
-        write_key
+        self.0.get(
+            |last| **last == *header.as_bytes(),
+            || {
+                let write_key = header.to_str().ok().and_then(write_key_from_authorization);
+                (header.as_bytes().into(), write_key)
+            },
+        )
     }
 }
 

@@ -3,7 +3,6 @@
 //! rejected events kept, and the wait for the stream.
 
 use std::borrow::Cow;
-use std::sync::{Mutex, PoisonError};
 
 use sluice_events::time::now_us;
 
@@ -12,6 +11,7 @@ use sluice_events::{EncodedEvents, EncodedMeta, EventJson, IngestContext};
 
 use crate::auth::Sources;
 use crate::config::AckMode;
+use crate::last_answer::LastAnswer;
 use crate::metrics::Metrics;
 use crate::protocols::Decoded;
 use crate::rejection::{Reject, RejectedEvent, RejectedSink};
@@ -178,19 +178,11 @@ fn encode_meta(source: &Source, protocol: &str, host: &str, client_ip: &str) -> 
     EncodedMeta::new(source, &collector)
 }
 
-/// A connection's last encoded metadata and everything of the request it
-/// was encoded from (the host is the collector's, the same for all). A
-/// keep-alive client sends request after request with the same source,
-/// protocol and address, and comparing them costs less than encoding.
+/// A connection's last encoded metadata, with the source, protocol and
+/// client IP of the request it was encoded from (the host is the
+/// collector's, the same for all).
 #[derive(Default)]
-pub struct MetaCache(Mutex<Option<CachedMeta>>);
-
-struct CachedMeta {
-    source: Source,
-    protocol: &'static str,
-    client_ip: String,
-    meta: EncodedMeta,
-}
+pub struct MetaCache(LastAnswer<(Source, &'static str, String), EncodedMeta>);
 
 impl MetaCache {
     /// The encoded metadata for these inputs: the last one when source,
@@ -204,24 +196,13 @@ impl MetaCache {
         host: &str,
         client_ip: &str,
     ) -> EncodedMeta {
-        // A request of the same connection that panicked cannot have left
-        // a half-written entry: it is replaced whole.
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = &*last
-            && cached.source == *source
-            && cached.protocol == protocol
-            && cached.client_ip == client_ip
-        {
-            return cached.meta.clone();
-        }
-        let meta = encode_meta(source, protocol, host, client_ip);
-        *last = Some(CachedMeta {
-            source: source.clone(),
-            protocol,
-            client_ip: client_ip.into(),
-            meta: meta.clone(),
-        });
-        meta
+        self.0.get(
+            |(s, p, ip)| s == source && *p == protocol && ip == client_ip,
+            || {
+                let meta = encode_meta(source, protocol, host, client_ip);
+                ((source.clone(), protocol, client_ip.to_owned()), meta)
+            },
+        )
     }
 }
 

@@ -12,6 +12,7 @@ mod error;
 mod grpc;
 mod http;
 mod ingest;
+mod last_answer;
 mod metrics;
 mod protocols;
 mod rejection;
