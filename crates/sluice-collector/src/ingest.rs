@@ -113,7 +113,7 @@ impl Intake {
                 Ok(envelope) => {
                     accepted.push(&envelope);
                     if want_ids {
-                        event_ids.push(envelope.event_id);
+                        event_ids.push(envelope.event_id.into_owned());
                     }
                 }
                 Err(reject) => rejected.push((index, reject, raw)),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
-use crate::proto::{CollectorMeta, Envelope, Source};
+use crate::BorrowedEnvelope;
+use crate::proto::{CollectorMeta, Source};
 
 /// Field numbers in `sluice.v1`: `EventBatch.events`, `Envelope.source`
 /// and `Envelope.collector`. The metadata fields are an envelope's last, so
@@ -59,10 +59,9 @@ impl EncodedEvents {
         }
     }
 
-    /// Appends an envelope whose `source` and `collector` are unset (as
-    /// [`crate::envelope_from_json`] makes them); it gets this request's.
-    pub fn push(&mut self, envelope: &Envelope) {
-        debug_assert!(envelope.source.is_none() && envelope.collector.is_none());
+    /// Appends a decoded event; it gets this request's `source` and
+    /// `collector`.
+    pub fn push(&mut self, envelope: &BorrowedEnvelope<'_>) {
         let len = envelope.encoded_len() + self.meta.0.len();
         encode_key(BATCH_EVENTS, WireType::LengthDelimited, &mut self.bytes);
         encode_varint(len as u64, &mut self.bytes);
@@ -97,7 +96,9 @@ impl EncodedEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::EventBatch;
+    use prost::Message;
+
+    use crate::proto::{Envelope, EventBatch};
 
     #[test]
     fn entries_are_the_bytes_of_whole_envelopes() {
@@ -115,17 +116,18 @@ mod tests {
             EncodedEvents::with_capacity(EncodedMeta::new(&source, &collector), 1, 10);
         let mut whole = Vec::new();
         for i in 0..3 {
-            let bare = Envelope {
-                event_id: format!("id-{i}"),
+            let properties = "x".repeat(i * 100);
+            let bare = BorrowedEnvelope {
+                event_id: format!("id-{i}").into(),
                 event: "Played".into(),
-                properties_json: "x".repeat(i * 100),
-                ..Envelope::default()
+                properties_json: &properties,
+                ..BorrowedEnvelope::default()
             };
             encoded.push(&bare);
             whole.push(Envelope {
                 source: Some(source.clone()),
                 collector: Some(collector.clone()),
-                ..bare
+                ..bare.to_envelope()
             });
         }
         let batch = EventBatch { events: whole };

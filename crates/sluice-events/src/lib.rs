@@ -5,6 +5,7 @@
 
 mod archive;
 mod batch;
+mod borrowed;
 pub mod demo;
 mod error;
 mod json;
@@ -23,6 +24,7 @@ pub use archive::{
     ArchiveWriter, MAX_ARCHIVE_DECODED_BYTES, decode_archive, decode_archive_header,
 };
 pub use batch::{EncodedEvents, EncodedMeta};
+pub use borrowed::BorrowedEnvelope;
 pub use error::EventError;
 pub use json::{
     EventJson, IngestContext, ScannedBatch, envelope_from_json, scan_batch, scan_event_array,
