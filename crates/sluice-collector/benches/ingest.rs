@@ -42,6 +42,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// The collector binary's allocator, so the collector is measured as it
+/// ships; the bare server in the same process uses it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WRITE_KEY: &str = "wk_bench";
 const BATCH: usize = 100;
 
