@@ -18,27 +18,16 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The offset of the first `"`, `\` or control character (which a string
-/// may not hold raw) at or after `i`, `b.len()` if none: eight bytes at a
+/// may not hold raw) at or after `i`, `b.len()` if none: sixteen bytes at a
 /// time, as most of an event's bytes are in strings.
-#[inline]
+#[inline(always)]
 fn find_string_special(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let quotes = word ^ (ONES * u64::from(b'"'));
-        let backslashes = word ^ (ONES * u64::from(b'\\'));
-        // A byte's high bit is set where it is zero (or below 0x20 for the
-        // controls), exact up to the first such byte, which is all that is
-        // read.
-        let found = ((quotes.wrapping_sub(ONES) & !quotes)
-            | (backslashes.wrapping_sub(ONES) & !backslashes)
-            | (word.wrapping_sub(ONES * 0x20) & !word))
-            & HIGHS;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+    while let Some(block) = b.get(i..i + 16) {
+        let at = block_special(block.try_into().expect("16 bytes"));
+        if at < 16 {
+            return i + at;
         }
-        i += 8;
+        i += 16;
     }
     while let Some(&byte) = b.get(i) {
         if matches!(byte, b'"' | b'\\' | 0..0x20) {
@@ -49,23 +38,93 @@ fn find_string_special(b: &[u8], mut i: usize) -> usize {
     b.len().max(i)
 }
 
-/// Offset just past the string whose opening quote is at `i`, and whether
-/// it holds an escape.
+/// The offset in `block` of its first `"`, `\` or control character, 16 if
+/// none. SSE2 does a block in about half the instructions of plain
+/// integers, and keeps its constants out of the registers the walks need.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_special(block: &[u8; 16]) -> usize {
+    // SAFETY: SSE2 is part of the x86_64 baseline: every CPU that runs this
+    // code has the feature `block_special_sse2` is compiled for.
+    unsafe { block_special_sse2(block) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn block_special(block: &[u8; 16]) -> usize {
+    block_special_swar(block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
 #[inline]
-pub(crate) fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    let mut escaped = false;
+fn block_special_sse2(block: &[u8; 16]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: `block` is 16 readable bytes, and `loadu` needs no alignment.
+    let bytes = unsafe { _mm_loadu_si128(block.as_ptr().cast::<__m128i>()) };
+    let quotes = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+    let backslashes = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+    // A byte is below 0x20 where its unsigned minimum with 0x1f is itself.
+    let controls = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8(0x1f)), bytes);
+    let found = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quotes, backslashes), controls));
+    // One bit per byte, first byte lowest; bit 16 answers 16 when none is.
+    (found as u32 | 1 << 16).trailing_zeros() as usize
+}
+
+/// [`block_special`] in plain integers, eight bytes at a time: what other
+/// targets use, and what the tests hold the SSE2 version to.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn block_special_swar(block: &[u8; 16]) -> usize {
+    let (low, high) = block.split_at(8);
+    for (base, word) in [(0, low), (8, high)] {
+        let found = word_specials(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        if found != 0 {
+            return base + (found.trailing_zeros() / 8) as usize;
+        }
+    }
+    16
+}
+
+/// The high bit of each byte of `word` (read little-endian) that is `"`,
+/// `\` or a control character, exact up to the first such byte, which is
+/// all that is read.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn word_specials(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // `x - n` sets a byte's high bit where the byte is below `n` (or at or
+    // above 0x80 + n, which `!word` masks out), exact up to the first such
+    // byte, past which the borrow may carry. Flipping bit 1 maps `"` (0x22)
+    // to 0x20 and the controls onto themselves, so one compare finds both.
+    let quotes_controls = (word ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
+    let backslashes = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    // Bytes of multi-byte characters (0x80 and above) are never special.
+    (quotes_controls | backslashes) & !word & (ONES * 0x80)
+}
+
+/// Offset just past the string whose opening quote is at `i`.
+#[inline(always)]
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
         i = find_string_special(b, i);
         match b.get(i)? {
-            b'"' => return Some((i + 1, escaped)),
-            b'\\' => {
-                escaped = true;
-                i = escape_end(b, i)?;
-            }
+            b'"' => return Some(i + 1),
+            b'\\' => i = escape_end(b, i)?,
             _ => return None,
         }
     }
+}
+
+/// [`string_end`] of a string without escapes; `None` for one with any.
+#[inline(always)]
+fn plain_string_end(b: &[u8], i: usize) -> Option<usize> {
+    let special = find_string_special(b, i + 1);
+    (b.get(special) == Some(&b'"')).then_some(special + 1)
 }
 
 /// Offset just past the escape whose backslash is at `i`. Like serde_json
@@ -135,14 +194,31 @@ fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// From a key's opening quote at `i` to the start of its value.
-#[inline]
-fn member_value_start(b: &[u8], i: usize) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
+/// The first byte at or after `i` that is not whitespace, with its offset.
+/// Tokens mostly follow each other directly, so one compare usually decides.
+#[inline(always)]
+fn next_token(b: &[u8], i: usize) -> Option<(usize, u8)> {
+    match b.get(i) {
+        Some(&byte) if byte > b' ' => Some((i, byte)),
+        _ => {
+            let i = skip_ws(b, i);
+            Some((i, *b.get(i)?))
+        }
+    }
+}
+
+/// From a key's first byte `first` at `i` to its value's first byte and
+/// offset.
+#[inline(always)]
+fn member_value(b: &[u8], i: usize, first: u8) -> Option<(usize, u8)> {
+    if first != b'"' {
         return None;
     }
-    let colon = skip_ws(b, string_end(b, i)?.0);
-    (b.get(colon) == Some(&b':')).then(|| skip_ws(b, colon + 1))
+    let (colon, byte) = next_token(b, string_end(b, i)?)?;
+    if byte != b':' {
+        return None;
+    }
+    next_token(b, colon + 1)
 }
 
 /// Walks the members of the object whose `{` is at `start`, checking its
@@ -160,27 +236,26 @@ pub(crate) fn object_members<'a>(
     if b.get(start) != Some(&b'{') {
         return None;
     }
-    let mut i = skip_ws(b, start + 1);
-    if b.get(i) == Some(&b'}') {
+    let (mut i, mut byte) = next_token(b, start + 1)?;
+    if byte == b'}' {
         return Some(i + 1);
     }
     loop {
-        if b.get(i) != Some(&b'"') {
+        if byte != b'"' {
             return None;
         }
-        let (key_end, escaped) = string_end(b, i)?;
-        if escaped {
-            return None;
-        }
+        // A key with an escape is left to serde, which decodes keys.
+        let key_end = plain_string_end(b, i)?;
         let key = text.get(i + 1..key_end - 1)?;
-        i = skip_ws(b, key_end);
-        if b.get(i) != Some(&b':') {
+        let (colon, byte_after_key) = next_token(b, key_end)?;
+        if byte_after_key != b':' {
             return None;
         }
-        i = skip_ws(b, member(key, skip_ws(b, i + 1))?);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') => return Some(i + 1),
+        let (value, _) = next_token(b, colon + 1)?;
+        (i, byte) = next_token(b, member(key, value)?)?;
+        match byte {
+            b',' => (i, byte) = next_token(b, i + 1)?,
+            b'}' => return Some(i + 1),
             _ => return None,
         }
     }
@@ -188,70 +263,98 @@ pub(crate) fn object_members<'a>(
 
 /// Which containers are open, one bit each (set for an array), innermost
 /// lowest: a value is walked without recursion, so hostile nesting cannot
-/// overflow the stack, and nothing is allocated until it is 64 deep.
-#[derive(Default)]
+/// overflow the stack, and nothing is allocated until it is 64 deep. The
+/// outer words are kept apart, so that the walk holds this in registers.
+#[derive(Clone, Copy, Default)]
 struct Open {
     depth: usize,
     bits: u64,
-    /// Full words of outer levels, once deeper than 64.
-    outer: Vec<u64>,
 }
 
 impl Open {
-    fn push(&mut self, array: bool) {
+    /// `outer` holds full words of outer levels, once deeper than 64.
+    #[inline(always)]
+    fn push(&mut self, array: bool, outer: &mut Vec<u64>) {
         if self.depth > 0 && self.depth.is_multiple_of(64) {
-            self.outer.push(self.bits);
+            spill(outer, self.bits);
         }
         self.bits = (self.bits << 1) | u64::from(array);
         self.depth += 1;
     }
 
-    fn pop(&mut self) {
+    #[inline(always)]
+    fn pop(&mut self, outer: &mut Vec<u64>) {
         self.depth -= 1;
         self.bits >>= 1;
         if self.depth > 0 && self.depth.is_multiple_of(64) {
-            self.bits = self.outer.pop().expect("pushed when it was this deep");
+            self.bits = unspill(outer);
         }
     }
 
-    fn in_array(&self) -> bool {
+    fn in_array(self) -> bool {
         self.bits & 1 == 1
     }
+}
+
+/// Out of line, as is [`unspill`]: only hostile nesting gets there, and
+/// inline they would cost the walk registers.
+#[cold]
+#[inline(never)]
+fn spill(outer: &mut Vec<u64>, bits: u64) {
+    outer.push(bits);
+}
+
+#[cold]
+#[inline(never)]
+fn unspill(outer: &mut Vec<u64>) -> u64 {
+    outer.pop().expect("pushed when it was this deep")
 }
 
 /// Offset just past the JSON value starting at `i`, and its shape. A leaf
 /// is a value inside an object that is not itself an object, while no array
 /// is open (what flattening makes a column: an array counts once).
-pub(crate) fn value_end(b: &[u8], mut i: usize) -> Option<(Shape, usize)> {
+///
+/// Inline, so that a string or a scalar (most of an event's fields) is read
+/// where the caller is; containers are walked out of line.
+#[inline(always)]
+pub(crate) fn value_end(b: &[u8], i: usize) -> Option<(Shape, usize)> {
+    match *b.get(i)? {
+        first @ (b'{' | b'[') => container_end(b, i, first),
+        b'"' => Some((Shape::default(), string_end(b, i)?)),
+        _ => Some((Shape::default(), scalar_end(b, i)?)),
+    }
+}
+
+/// [`value_end`] of the object or array whose bracket `first` is at `i`.
+#[inline(never)]
+fn container_end(b: &[u8], mut i: usize, mut first: u8) -> Option<(Shape, usize)> {
     let mut shape = Shape::default();
     let mut open = Open::default();
+    let mut outer = Vec::new();
     let mut arrays_open = 0usize;
     loop {
-        // A value starts at `i`.
-        let first = *b.get(i)?;
-        if open.depth > 0 && arrays_open == 0 && first != b'{' {
-            shape.leaves += 1;
-        }
+        // A value starts at `i` with the byte `first`.
         i = match first {
             b'{' | b'[' => {
                 let array = first == b'[';
-                open.push(array);
+                open.push(array, &mut outer);
                 arrays_open += usize::from(array);
                 shape.depth = shape.depth.max(open.depth);
-                let inner = skip_ws(b, i + 1);
+                let (inner, byte) = next_token(b, i + 1)?;
                 let close = if array { b']' } else { b'}' };
-                if b.get(inner) != Some(&close) {
-                    i = if array {
-                        inner
+                if byte != close {
+                    if array {
+                        (i, first) = (inner, byte);
                     } else {
-                        member_value_start(b, inner)?
-                    };
+                        (i, first) = member_value(b, inner, byte)?;
+                        shape.leaves += usize::from(arrays_open == 0 && first != b'{');
+                    }
                     continue;
                 }
                 // Empty: its closing bracket is read below.
                 inner
             }
-            b'"' => string_end(b, i)?.0,
+            b'"' => string_end(b, i)?,
             _ => scalar_end(b, i)?,
         };
         // Close the containers the value ends, up to the next value.
@@ -259,22 +362,24 @@ pub(crate) fn value_end(b: &[u8], mut i: usize) -> Option<(Shape, usize)> {
             if open.depth == 0 {
                 return Some((shape, i));
             }
-            i = skip_ws(b, i);
-            match (*b.get(i)?, open.in_array()) {
+            let (at, byte) = next_token(b, i)?;
+            match (byte, open.in_array()) {
                 (b',', true) => {
-                    i = skip_ws(b, i + 1);
+                    (i, first) = next_token(b, at + 1)?;
                     break;
                 }
                 (b',', false) => {
-                    i = member_value_start(b, skip_ws(b, i + 1))?;
+                    let (key, byte) = next_token(b, at + 1)?;
+                    (i, first) = member_value(b, key, byte)?;
+                    shape.leaves += usize::from(arrays_open == 0 && first != b'{');
                     break;
                 }
                 (b']', true) => arrays_open -= 1,
                 (b'}', false) => {}
                 _ => return None,
             }
-            open.pop();
-            i += 1;
+            open.pop(&mut outer);
+            i = at + 1;
         }
     }
 }
@@ -489,6 +594,152 @@ mod tests {
         assert_eq!(find_string_special(utf8, 0), 2);
         assert_eq!(find_string_special(utf8, 3), 5);
         assert_eq!(find_string_special(utf8, 6), utf8.len());
+    }
+
+    /// Every byte value at every offset of a block, with a special byte
+    /// after it that must not win, and random blocks: both versions of
+    /// [`block_special`] answer what a byte-by-byte search does.
+    #[test]
+    fn block_search_agrees_with_bytes() {
+        fn by_bytes(block: &[u8; 16]) -> usize {
+            let special = |&byte: &u8| matches!(byte, b'"' | b'\\' | 0..0x20);
+            block.iter().position(special).unwrap_or(16)
+        }
+        let mut blocks = Vec::new();
+        for at in 0..16 {
+            for byte in 0..=u8::MAX {
+                let mut block = [b'a'; 16];
+                block[at] = byte;
+                blocks.push(block);
+                if at < 15 {
+                    block[15] = b'"';
+                    blocks.push(block);
+                }
+            }
+        }
+        let mut rng = Xorshift::new(7);
+        for _ in 0..100_000 {
+            let mut block = [0; 16];
+            for byte in &mut block {
+                // Mostly bytes of text, now and then anything.
+                *byte = match rng.below(8) {
+                    0 => rng.next_u64() as u8,
+                    _ => b' ' + rng.below(0x60) as u8,
+                };
+            }
+            blocks.push(block);
+        }
+        for block in &blocks {
+            let expected = by_bytes(block);
+            assert_eq!(block_special(block), expected, "{block:?}");
+            assert_eq!(block_special_swar(block), expected, "{block:?}");
+        }
+    }
+
+    /// The shape of a valid text, as a walk of serde's parse of it sees it
+    /// (every member, repeated keys too); `None` for a string serde cannot
+    /// decode (a lone surrogate), which skipping it lets pass.
+    fn serde_shape(text: &str) -> Option<Shape> {
+        use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Walk<'s> {
+            shape: &'s mut Shape,
+            depth: usize,
+            /// A leaf here: inside an object, no array open.
+            leaf: bool,
+            arrays_open: bool,
+        }
+
+        impl Walk<'_> {
+            fn scalar<E>(self) -> Result<(), E> {
+                self.shape.leaves += usize::from(self.leaf);
+                Ok(())
+            }
+
+            fn child(&mut self, leaf: bool, arrays_open: bool) -> Walk<'_> {
+                Walk {
+                    shape: self.shape,
+                    depth: self.depth + 1,
+                    leaf,
+                    arrays_open,
+                }
+            }
+        }
+
+        impl<'de> DeserializeSeed<'de> for Walk<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for Walk<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_str<E>(self, _: &str) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_unit<E>(self) -> Result<(), E> {
+                self.scalar()
+            }
+            fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+                self.shape.leaves += usize::from(self.leaf);
+                self.shape.depth = self.shape.depth.max(self.depth + 1);
+                while seq.next_element_seed(self.child(false, true))?.is_some() {}
+                Ok(())
+            }
+            fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+                self.shape.depth = self.shape.depth.max(self.depth + 1);
+                let arrays_open = self.arrays_open;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    map.next_value_seed(self.child(!arrays_open, arrays_open))?;
+                }
+                Ok(())
+            }
+        }
+
+        let mut shape = Shape::default();
+        let walk = Walk {
+            shape: &mut shape,
+            depth: 0,
+            leaf: false,
+            arrays_open: false,
+        };
+        walk.deserialize(&mut serde_json::Deserializer::from_str(text))
+            .ok()?;
+        Some(shape)
+    }
+
+    #[test]
+    fn measures_shapes_as_a_walk_of_serde_s_parse_does() {
+        let mut rng = Xorshift::new(0x2545_f491_4f6c_dd1d);
+        let mut measured = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            value(&mut rng, 0, &mut text);
+            let Some(expected) = serde_shape(&text) else {
+                continue;
+            };
+            let b = text.as_bytes();
+            let (shape, _) = value_end(b, skip_ws(b, 0)).expect("valid");
+            assert_eq!(shape, expected, "{text:?}");
+            measured += 1;
+        }
+        assert!(measured > 10_000, "{measured}");
     }
 
     #[test]

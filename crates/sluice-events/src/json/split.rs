@@ -59,21 +59,21 @@ fn array_events(text: &str, start: usize) -> Option<(Vec<EventJson<'_>>, usize)>
         return Some((events, i + 1));
     }
     loop {
-        let (event, end) = match event_fields(text, i) {
-            Some((fields, end)) => (
-                EventJson {
+        let end = match event_fields(text, i) {
+            Some((fields, end)) => {
+                events.push(EventJson {
                     text: text.get(i..end)?,
                     fields: Some(fields),
-                },
-                end,
-            ),
+                });
+                end
+            }
             // Any other value (or an event left to serde) is only checked.
             None => {
                 let (_, end) = value_end(b, i)?;
-                (EventJson::new(text.get(i..end)?), end)
+                events.push(EventJson::new(text.get(i..end)?));
+                end
             }
         };
-        events.push(event);
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
