@@ -14,7 +14,9 @@ use crate::{CollectorConfig, CollectorError};
 pub const ANONYMOUS: &str = "anonymous";
 
 pub struct Sources {
-    by_key: HashMap<String, Source>,
+    /// foldhash rather than SipHash: a lookup on every request, in a map
+    /// clients never add to.
+    by_key: HashMap<String, Source, foldhash::fast::RandomState>,
     allow_anonymous: bool,
 }
 
