@@ -9,18 +9,13 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 
 use crate::BorrowedEnvelope;
 use crate::proto::{CollectorMeta, Source};
-
-/// Field numbers in `sluice.v1`: `EventBatch.events`, `Envelope.source`
-/// and `Envelope.collector`. The metadata fields are an envelope's last, so
-/// an envelope encoded without them and followed by them has the very bytes
-/// prost gives the whole envelope.
-const BATCH_EVENTS: u32 = 1;
-const ENVELOPE_SOURCE: u32 = 15;
-const ENVELOPE_COLLECTOR: u32 = 16;
+use crate::tag;
 
 /// The `source` and `collector` fields an envelope ends with, encoded. They
 /// are the same for every request of a client, so a caller may keep them and
-/// share them between requests rather than encode them for each.
+/// share them between requests rather than encode them for each. They are
+/// the envelope's last fields, so an envelope encoded without them and
+/// followed by them has the very bytes prost gives the whole envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedMeta(Arc<[u8]>);
 
@@ -28,10 +23,10 @@ impl EncodedMeta {
     pub fn new(source: &Source, collector: &CollectorMeta) -> Self {
         use prost::encoding::message::{encode, encoded_len};
         // Sized up front: growing it would copy it twice.
-        let len = encoded_len(ENVELOPE_SOURCE, source) + encoded_len(ENVELOPE_COLLECTOR, collector);
+        let len = encoded_len(tag::SOURCE, source) + encoded_len(tag::COLLECTOR, collector);
         let mut bytes = Vec::with_capacity(len);
-        encode(ENVELOPE_SOURCE, source, &mut bytes);
-        encode(ENVELOPE_COLLECTOR, collector, &mut bytes);
+        encode(tag::SOURCE, source, &mut bytes);
+        encode(tag::COLLECTOR, collector, &mut bytes);
         Self(bytes.into())
     }
 }
@@ -63,7 +58,11 @@ impl EncodedEvents {
     /// `collector`.
     pub fn push(&mut self, envelope: &BorrowedEnvelope<'_>) {
         let len = envelope.encoded_len() + self.meta.0.len();
-        encode_key(BATCH_EVENTS, WireType::LengthDelimited, &mut self.bytes);
+        encode_key(
+            tag::BATCH_EVENTS,
+            WireType::LengthDelimited,
+            &mut self.bytes,
+        );
         encode_varint(len as u64, &mut self.bytes);
         envelope.encode_raw(&mut self.bytes);
         self.bytes.extend_from_slice(&self.meta.0);

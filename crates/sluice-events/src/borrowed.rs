@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
 
 use crate::proto::{Envelope, EventType};
+use crate::tag;
 
 /// An [`Envelope`] without `source` and `collector` (those belong to the
 /// whole request; [`crate::EncodedEvents`] adds them). Text fields are
@@ -29,24 +30,6 @@ pub struct BorrowedEnvelope<'a> {
     pub name: Cow<'a, str>,
     pub group_id: Cow<'a, str>,
     pub previous_id: Cow<'a, str>,
-}
-
-/// `Envelope`'s field numbers in `sluice.v1`, in the order prost writes them.
-mod tag {
-    pub const EVENT_ID: u32 = 1;
-    pub const TYPE: u32 = 2;
-    pub const EVENT: u32 = 3;
-    pub const USER_ID: u32 = 4;
-    pub const ANONYMOUS_ID: u32 = 5;
-    pub const TIMESTAMP_US: u32 = 6;
-    pub const SENT_AT_US: u32 = 7;
-    pub const RECEIVED_AT_US: u32 = 8;
-    pub const PROPERTIES_JSON: u32 = 9;
-    pub const CONTEXT_JSON: u32 = 10;
-    pub const TRAITS_JSON: u32 = 11;
-    pub const NAME: u32 = 12;
-    pub const GROUP_ID: u32 = 13;
-    pub const PREVIOUS_ID: u32 = 14;
 }
 
 /// Proto3 leaves default values out: an empty string, a zero number.

@@ -12,6 +12,7 @@ mod json;
 mod limits;
 mod manifest;
 mod record;
+mod tag;
 pub mod time;
 mod view;
 

@@ -13,6 +13,7 @@ use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_f
 
 use crate::EventError;
 use crate::proto::{CollectorMeta, EventType, Source};
+use crate::tag;
 
 /// An [`Envelope`](crate::proto::Envelope) whose text borrows from the batch it was read from.
 /// Fields have the same names and meaning as in `event.proto`.
@@ -60,25 +61,25 @@ impl<'a> EnvelopeView<'a> {
     fn read(mut buf: &'a [u8]) -> Result<Self, EventError> {
         let mut view = EnvelopeView::default();
         while buf.has_remaining() {
-            let (tag, wire_type) = decode_key(&mut buf).map_err(protobuf)?;
-            match tag {
-                1 => view.event_id = text(wire_type, &mut buf)?,
-                2 => view.r#type = varint(wire_type, &mut buf)? as i32,
-                3 => view.event = text(wire_type, &mut buf)?,
-                4 => view.user_id = text(wire_type, &mut buf)?,
-                5 => view.anonymous_id = text(wire_type, &mut buf)?,
-                6 => view.timestamp_us = varint(wire_type, &mut buf)? as i64,
-                7 => view.sent_at_us = varint(wire_type, &mut buf)? as i64,
-                8 => view.received_at_us = varint(wire_type, &mut buf)? as i64,
-                9 => view.properties_json = text(wire_type, &mut buf)?,
-                10 => view.context_json = text(wire_type, &mut buf)?,
-                11 => view.traits_json = text(wire_type, &mut buf)?,
-                12 => view.name = text(wire_type, &mut buf)?,
-                13 => view.group_id = text(wire_type, &mut buf)?,
-                14 => view.previous_id = text(wire_type, &mut buf)?,
-                15 => view.source = bytes(wire_type, &mut buf)?,
-                16 => view.collector = bytes(wire_type, &mut buf)?,
-                _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())
+            let (field, wire_type) = decode_key(&mut buf).map_err(protobuf)?;
+            match field {
+                tag::EVENT_ID => view.event_id = text(wire_type, &mut buf)?,
+                tag::TYPE => view.r#type = varint(wire_type, &mut buf)? as i32,
+                tag::EVENT => view.event = text(wire_type, &mut buf)?,
+                tag::USER_ID => view.user_id = text(wire_type, &mut buf)?,
+                tag::ANONYMOUS_ID => view.anonymous_id = text(wire_type, &mut buf)?,
+                tag::TIMESTAMP_US => view.timestamp_us = varint(wire_type, &mut buf)? as i64,
+                tag::SENT_AT_US => view.sent_at_us = varint(wire_type, &mut buf)? as i64,
+                tag::RECEIVED_AT_US => view.received_at_us = varint(wire_type, &mut buf)? as i64,
+                tag::PROPERTIES_JSON => view.properties_json = text(wire_type, &mut buf)?,
+                tag::CONTEXT_JSON => view.context_json = text(wire_type, &mut buf)?,
+                tag::TRAITS_JSON => view.traits_json = text(wire_type, &mut buf)?,
+                tag::NAME => view.name = text(wire_type, &mut buf)?,
+                tag::GROUP_ID => view.group_id = text(wire_type, &mut buf)?,
+                tag::PREVIOUS_ID => view.previous_id = text(wire_type, &mut buf)?,
+                tag::SOURCE => view.source = bytes(wire_type, &mut buf)?,
+                tag::COLLECTOR => view.collector = bytes(wire_type, &mut buf)?,
+                _ => skip_field(wire_type, field, &mut buf, DecodeContext::default())
                     .map_err(protobuf)?,
             }
         }
@@ -136,11 +137,11 @@ fn text<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a str, EventErr
 pub fn envelope_views(mut batch: &[u8]) -> Result<Vec<EnvelopeView<'_>>, EventError> {
     let mut views = Vec::new();
     while batch.has_remaining() {
-        let (tag, wire_type) = decode_key(&mut batch).map_err(protobuf)?;
-        if tag == 1 {
+        let (field, wire_type) = decode_key(&mut batch).map_err(protobuf)?;
+        if field == tag::BATCH_EVENTS {
             views.push(EnvelopeView::read(bytes(wire_type, &mut batch)?)?);
         } else {
-            skip_field(wire_type, tag, &mut batch, DecodeContext::default()).map_err(protobuf)?;
+            skip_field(wire_type, field, &mut batch, DecodeContext::default()).map_err(protobuf)?;
         }
     }
     Ok(views)
