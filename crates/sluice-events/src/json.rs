@@ -1,15 +1,16 @@
 //! One event object in the Segment spec's shape (which RudderStack and
-//! Sluice's native API share; snake_case spellings are accepted too) into an
-//! [`Envelope`]. Nested objects are kept as the client's original JSON text.
+//! Sluice's native API share; snake_case spellings are accepted too) into a
+//! [`BorrowedEnvelope`] (or an owned [`Envelope`]). Nested objects are kept
+//! as the client's original JSON text.
 
 mod fields;
 pub(crate) mod grammar;
 mod split;
 
+use std::borrow::Cow;
+
 use fields::{Fields, RawEvent, scan_event};
 pub use split::{ScannedBatch, scan_batch, scan_event_array};
-
-use std::borrow::Cow;
 
 use crate::BorrowedEnvelope;
 use crate::limits::{Shape, shape};
