@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use prost::encoding::{WireType, encode_key, encode_varint};
+use prost::encoding::WireType;
 
 use crate::BorrowedEnvelope;
+use crate::borrowed::{encode_key, put_varint};
 use crate::proto::{CollectorMeta, Source};
 use crate::tag;
 
@@ -63,7 +64,7 @@ impl EncodedEvents {
             WireType::LengthDelimited,
             &mut self.bytes,
         );
-        encode_varint(len as u64, &mut self.bytes);
+        put_varint(len as u64, &mut self.bytes);
         envelope.encode_raw(&mut self.bytes);
         self.bytes.extend_from_slice(&self.meta.0);
         self.ends.push(self.bytes.len());

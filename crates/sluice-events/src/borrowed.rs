@@ -52,7 +52,7 @@ fn encode_string(tag: u32, text: &str, buf: &mut Vec<u8>) {
 /// ids' lengths) first: it writes through `BufMut`, which costs more than
 /// the byte it writes.
 #[inline]
-fn put_varint(value: u64, buf: &mut Vec<u8>) {
+pub(crate) fn put_varint(value: u64, buf: &mut Vec<u8>) {
     match value {
         0..0x80 => buf.push(value as u8),
         _ => encode_varint(value, buf),
@@ -61,7 +61,7 @@ fn put_varint(value: u64, buf: &mut Vec<u8>) {
 
 /// A field's key: its tag and wire type, one byte for tags below 16.
 #[inline]
-fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+pub(crate) fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
     put_varint(u64::from(tag << 3 | wire_type as u32), buf);
 }
 
