@@ -45,6 +45,11 @@ pub(super) struct Aggregator {
     /// The least time between the starts of two calls.
     min_gap: Duration,
     open: Record,
+    /// The most bytes a record has held, up to a full record: what each new
+    /// record reserves, so records do not grow (and copy themselves) through
+    /// every power of two. A flush closes records early, so the last
+    /// record's size would undershoot under rising load.
+    record_capacity: usize,
     closed: Vec<Record>,
     closed_bytes: usize,
     /// One linger after the oldest unsent event arrived; set while there
@@ -67,6 +72,7 @@ impl Aggregator {
             linger: config.linger(),
             min_gap: config.linger() / 2,
             open: Record::default(),
+            record_capacity: 0,
             closed: Vec::new(),
             closed_bytes: 0,
             deadline: None,
@@ -160,10 +166,12 @@ impl Aggregator {
     }
 
     fn close_open(&mut self) {
-        // The next record likely holds as many bytes: room for them at
-        // once instead of growing through every power of two.
+        self.record_capacity = self
+            .record_capacity
+            .max(self.open.batch.len())
+            .min(self.record_bytes);
         let next = Record {
-            batch: Vec::with_capacity(self.open.batch.len()),
+            batch: Vec::with_capacity(self.record_capacity),
             ..Record::default()
         };
         let record = std::mem::replace(&mut self.open, next);
