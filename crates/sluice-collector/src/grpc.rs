@@ -104,16 +104,10 @@ impl GrpcCollector {
                 want_ids: true,
             })
             .await;
-        let metrics = &self.intake.metrics;
         let outcome = result.as_ref().map_or_else(|e| e.cause(), |_| "ok");
-        metrics
-            .requests
-            .with_label_values(&[PROTOCOL, outcome])
-            .inc();
-        metrics
-            .request_seconds
-            .with_label_values(&[PROTOCOL])
-            .observe(started.elapsed().as_secs_f64());
+        let metrics = &self.intake.metrics;
+        metrics.count_request(PROTOCOL, outcome);
+        metrics.observe_request_seconds(PROTOCOL, started.elapsed().as_secs_f64());
         Ok(Response::new(results(texts.len(), result?)))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::service::service_fn;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::CollectorError;
 use crate::auth::LastAuthorization;
-use crate::body::decompress;
+use crate::body::{decompress, read_limited};
 use crate::ingest::{Intake, MetaCache, Outcome, Request as IngestRequest};
 use crate::protocols::Endpoint;
 use crate::utf8::BodyText;
@@ -99,11 +99,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
                 Ok(_) => "ok",
                 Err(e) => e.cause(),
             };
-            intake
-                .metrics
-                .requests
-                .with_label_values(&[protocol, outcome])
-                .inc();
+            intake.metrics.count_request(protocol, outcome);
             match result {
                 Ok(outcome) => outcome_response(&outcome),
                 Err(error) => {
@@ -126,9 +122,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     }
     intake
         .metrics
-        .request_seconds
-        .with_label_values(&[protocol])
-        .observe(started.elapsed().as_secs_f64());
+        .observe_request_seconds(protocol, started.elapsed().as_secs_f64());
     response
 }
 
@@ -161,14 +155,7 @@ async fn receive(
         .and_then(|v| shared.authorization.write_key(v));
     let client_ip = client_ip(intake, headers, &shared.peer_ip);
 
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
-            Some(_) => CollectorError::BodyTooLarge { limit },
-            None => CollectorError::BodyRead(e.to_string()),
-        })?
-        .to_bytes();
+    let body = read_limited(request.into_body(), limit).await?;
     let body = decompress(body, gzip, limit)?;
     let text = BodyText::new(&body);
     let decoded = endpoint.decode(text.as_str())?;
@@ -310,6 +297,8 @@ fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<By
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     async fn body_text(response: Response<Full<Bytes>>) -> String {

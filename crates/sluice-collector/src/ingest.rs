@@ -158,9 +158,7 @@ impl Intake {
                     .map_err(CollectorError::Stream)?;
             }
             self.metrics
-                .events_accepted
-                .with_label_values(&[decoded.protocol])
-                .inc_by(outcome.accepted as u64);
+                .count_accepted(decoded.protocol, outcome.accepted);
         }
         Ok(outcome)
     }

@@ -1,12 +1,28 @@
 //! The collector's Prometheus metrics, registered once in the registry the
 //! caller passes (and serves on the admin port).
 
+use std::sync::Arc;
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     exponential_buckets,
 };
 
 use crate::CollectorError;
+use crate::protocols::{native, protobuf, segment};
+
+/// Every protocol a request can come in by, for the series made up front.
+const PROTOCOLS: [&str; 3] = [native::PROTOCOL, segment::PROTOCOL, protobuf::PROTOCOL];
+
+/// The series an accepted request of one protocol touches, looked up once:
+/// finding a labelled series hashes its labels under a lock, which costs
+/// more than the update it is for.
+struct Served {
+    protocol: &'static str,
+    ok_requests: IntCounter,
+    request_seconds: Histogram,
+    events_accepted: IntCounter,
+}
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -24,11 +40,12 @@ pub struct Metrics {
     pub in_flight_limit_bytes: IntGauge,
     pub rejected_store_failures: IntCounter,
     pub events_lost: IntCounter,
+    served: Arc<[Served]>,
 }
 
 impl Metrics {
     pub fn register(registry: &Registry) -> Result<Self, CollectorError> {
-        let m = Self {
+        let mut m = Self {
             events_accepted: IntCounterVec::new(
                 Opts::new(
                     "sluice_collector_events_accepted_total",
@@ -127,7 +144,17 @@ impl Metrics {
                 "Buffered-mode events the stream refused for good after they were acknowledged",
             )
             .expect("valid metric"),
+            served: Arc::new([]),
         };
+        m.served = PROTOCOLS
+            .iter()
+            .map(|&protocol| Served {
+                protocol,
+                ok_requests: m.requests.with_label_values(&[protocol, "ok"]),
+                request_seconds: m.request_seconds.with_label_values(&[protocol]),
+                events_accepted: m.events_accepted.with_label_values(&[protocol]),
+            })
+            .collect();
         let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(m.events_accepted.clone()),
             Box::new(m.events_rejected.clone()),
@@ -150,5 +177,40 @@ impl Metrics {
                 .map_err(|e| CollectorError::Config(format!("registering metrics: {e}")))?;
         }
         Ok(m)
+    }
+
+    /// Counts one request to a protocol's endpoint, by its outcome.
+    pub fn count_request(&self, protocol: &str, outcome: &str) {
+        match (self.served(protocol), outcome) {
+            (Some(served), "ok") => served.ok_requests.inc(),
+            _ => self.requests.with_label_values(&[protocol, outcome]).inc(),
+        }
+    }
+
+    /// Records a request's time from request to answer.
+    pub fn observe_request_seconds(&self, protocol: &str, seconds: f64) {
+        match self.served(protocol) {
+            Some(served) => served.request_seconds.observe(seconds),
+            // A path that names no protocol.
+            None => self
+                .request_seconds
+                .with_label_values(&[protocol])
+                .observe(seconds),
+        }
+    }
+
+    pub fn count_accepted(&self, protocol: &str, events: usize) {
+        let events = events as u64;
+        match self.served(protocol) {
+            Some(served) => served.events_accepted.inc_by(events),
+            None => self
+                .events_accepted
+                .with_label_values(&[protocol])
+                .inc_by(events),
+        }
+    }
+
+    fn served(&self, protocol: &str) -> Option<&Served> {
+        self.served.iter().find(|s| s.protocol == protocol)
     }
 }

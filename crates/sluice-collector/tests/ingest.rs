@@ -150,6 +150,27 @@ async fn round_trip(running: &Running, stream: &dyn EventStream) {
         assert_eq!(envelope, want);
         assert_eq!(envelope.collector.as_ref().unwrap().protocol, "grpc");
     }
+
+    // Two requests and their events per protocol, each answered in time.
+    for (protocol, events) in [("native", 30.0), ("segment", 51.0), ("grpc", 10.0)] {
+        let by_protocol = [("protocol", protocol)];
+        let ok = [("protocol", protocol), ("outcome", "ok")];
+        assert_eq!(
+            running.metric_where("sluice_collector_events_accepted_total", &by_protocol),
+            events,
+            "{protocol}"
+        );
+        assert_eq!(
+            running.metric_where("sluice_collector_requests_total", &ok),
+            2.0,
+            "{protocol}"
+        );
+        assert_eq!(
+            running.metric_where("sluice_collector_request_duration_seconds", &by_protocol),
+            2.0,
+            "{protocol}"
+        );
+    }
 }
 
 #[tokio::test]

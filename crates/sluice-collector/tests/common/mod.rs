@@ -94,16 +94,33 @@ impl Running {
 
     /// A metric's value summed over its label sets (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
+        self.metric_where(name, &[])
+    }
+
+    /// A metric's value summed over the label sets that have `labels`; for
+    /// a histogram, its count of observations.
+    pub fn metric_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus::proto::MetricType;
         self.registry
             .gather()
             .iter()
             .filter(|f| f.name() == name)
             .flat_map(|f| {
-                let counter = f.get_field_type() == prometheus::proto::MetricType::COUNTER;
-                f.get_metric().iter().map(move |m| match counter {
-                    true => m.get_counter().get_value(),
-                    false => m.get_gauge().get_value(),
-                })
+                let kind = f.get_field_type();
+                f.get_metric()
+                    .iter()
+                    .filter(|m| {
+                        labels.iter().all(|(name, value)| {
+                            m.get_label()
+                                .iter()
+                                .any(|l| l.name() == *name && l.value() == *value)
+                        })
+                    })
+                    .map(move |m| match kind {
+                        MetricType::COUNTER => m.get_counter().get_value(),
+                        MetricType::HISTOGRAM => m.get_histogram().get_sample_count() as f64,
+                        _ => m.get_gauge().get_value(),
+                    })
             })
             .sum()
     }
