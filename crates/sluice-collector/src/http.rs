@@ -14,14 +14,15 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::CollectorError;
 use crate::auth::LastAuthorization;
 use crate::body::{decompress, read_limited};
+use crate::drain::UntilStopped;
 use crate::ingest::{Intake, MetaCache, Outcome, Request as IngestRequest};
 use crate::protocols::Endpoint;
 use crate::utf8::BodyText;
@@ -31,7 +32,7 @@ use crate::utf8::BodyText;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
 pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: CancellationToken) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let http = hyper::server::conn::http1::Builder::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -58,15 +59,19 @@ pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: Ca
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(handle(&shared, request).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        let connection = UntilStopped::new(
+            http.serve_connection(TokioIo::new(stream), service),
+            shutdown.clone(),
+        );
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "http connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
         .await
         .is_err()
     {

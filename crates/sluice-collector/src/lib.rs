@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod config;
+mod drain;
 mod error;
 mod grpc;
 mod http;

@@ -1,6 +1,7 @@
 //! The stream misbehaving: entries failing in every PutRecords (nothing
 //! lost, nothing written twice), a stalled stream (503 with Retry-After,
-//! bounded memory, recovery), and buffered mode flushing on shutdown.
+//! bounded memory, recovery), buffered mode flushing on shutdown, and
+//! shutdown answering the requests that wait on the stream.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Local, Running, config, post, read_all, track_event};
+use common::{Local, Running, WRITE_KEY, basic, config, post, read_all, track_event};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use sluice_backends::local::LocalStream;
@@ -16,6 +17,8 @@ use sluice_backends::{
     EventStream, PutOutcome, PutRecord, Result, ShardInfo, ShardReader, StartPosition,
 };
 use sluice_collector::AckMode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 fn batch(range: std::ops::Range<usize>) -> String {
@@ -174,4 +177,81 @@ async fn buffered_mode_answers_at_once_and_flushes_on_shutdown() {
     });
     running.stop().await;
     assert_each_once(&read_all(&*local.stream).await, 100);
+}
+
+/// Sends one single-event request on `connection` and reads its answer,
+/// leaving the connection open (HTTP/1.1 keeps it alive).
+async fn track_on(connection: &mut TcpStream) -> String {
+    let body = track_event(9_999).to_string();
+    let request = format!(
+        "POST /v1/track HTTP/1.1\r\nhost: test\r\nauthorization: {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        basic(WRITE_KEY),
+        body.len()
+    );
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"}") {
+        let mut chunk = [0; 1024];
+        let read = connection.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "connection closed before the answer");
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8(answer).unwrap()
+}
+
+/// Whether the server closed `connection` (within a second).
+async fn closed_by_server(connection: &mut TcpStream) -> bool {
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(1), connection.read(&mut byte)).await;
+    matches!(read, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test]
+async fn shutdown_answers_requests_in_flight_and_closes_idle_connections() {
+    let local = Local::new();
+    let (gate, open) = watch::channel(true);
+    let stalling = Arc::new(Stalling {
+        inner: local.stream.clone(),
+        open,
+    });
+    let running = Running::start(config(), stalling, local.objects.clone()).await;
+    // A keep-alive connection that has been answered and now waits, and
+    // one that never sent anything.
+    let mut kept = TcpStream::connect(running.http).await.unwrap();
+    let answer = track_on(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut silent = TcpStream::connect(running.http).await.unwrap();
+
+    // A request waiting on the stream when shutdown starts.
+    gate.send(false).unwrap();
+    let waiting = tokio::spawn(post_owned(running.url("/v1/batch"), batch(0..50)));
+    while running.metric("sluice_collector_in_flight_bytes") == 0.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gate.send(true).unwrap();
+    });
+    let stopping = std::time::Instant::now();
+    running.stop().await;
+    // Idle connections holding shutdown up would take the drain timeout (25 s).
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["accepted"], 50);
+    assert!(
+        closed_by_server(&mut kept).await,
+        "idle keep-alive connection left open"
+    );
+    assert!(
+        closed_by_server(&mut silent).await,
+        "silent connection left open"
+    );
+    assert_each_once(&read_all(&*local.stream).await, 51);
 }
