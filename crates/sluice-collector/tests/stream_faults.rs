@@ -68,6 +68,18 @@ struct Stalling {
     open: watch::Receiver<bool>,
 }
 
+impl Stalling {
+    /// A stalling stream over `local`'s, with the gate that opens it.
+    fn over(local: &Local, open: bool) -> (watch::Sender<bool>, Arc<Self>) {
+        let (gate, open) = watch::channel(open);
+        let stalling = Arc::new(Self {
+            inner: local.stream.clone(),
+            open,
+        });
+        (gate, stalling)
+    }
+}
+
 #[async_trait]
 impl EventStream for Stalling {
     async fn list_shards(&self) -> Result<Vec<ShardInfo>> {
@@ -92,11 +104,7 @@ impl EventStream for Stalling {
 #[tokio::test]
 async fn a_stalled_stream_yields_503_with_bounded_memory_then_recovers() {
     let local = Local::new();
-    let (gate, open) = watch::channel(false);
-    let stalling = Arc::new(Stalling {
-        inner: local.stream.clone(),
-        open,
-    });
+    let (gate, stalling) = Stalling::over(&local, false);
     let limit = 256 * 1024;
     let config = sluice_collector::CollectorConfig {
         max_in_flight_bytes: limit,
@@ -154,11 +162,7 @@ async fn post_owned(url: String, body: String) -> common::Answer {
 #[tokio::test]
 async fn buffered_mode_answers_at_once_and_flushes_on_shutdown() {
     let local = Local::new();
-    let (gate, open) = watch::channel(false);
-    let stalling = Arc::new(Stalling {
-        inner: local.stream.clone(),
-        open,
-    });
+    let (gate, stalling) = Stalling::over(&local, false);
     let config = sluice_collector::CollectorConfig {
         ack: AckMode::Buffered,
         ..config()
@@ -210,11 +214,7 @@ async fn closed_by_server(connection: &mut TcpStream) -> bool {
 #[tokio::test]
 async fn shutdown_answers_requests_in_flight_and_closes_idle_connections() {
     let local = Local::new();
-    let (gate, open) = watch::channel(true);
-    let stalling = Arc::new(Stalling {
-        inner: local.stream.clone(),
-        open,
-    });
+    let (gate, stalling) = Stalling::over(&local, true);
     let running = Running::start(config(), stalling, local.objects.clone()).await;
     // A keep-alive connection that has been answered and now waits, and
     // one that never sent anything.
