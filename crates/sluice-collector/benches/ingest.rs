@@ -11,7 +11,10 @@
 //!
 //! Phases (a few seconds each): closed-loop peak for batched requests (100
 //! events of ~550 bytes) and single-event requests, the two servers taking
-//! turns for a few rounds, each keeping its best round; then the collector
+//! turns for a few rounds, each keeping its best round; then single-event
+//! requests again, the servers taking turns of a second (`BENCH_TURNS`, 10
+//! each; `BENCH_TURN_SECS`), each side's rate summed over its turns, the
+//! steadier ratio on a machine whose speed drifts; then the collector
 //! paced at half its best peaks, for latency, as many rounds, reporting the
 //! median round's p99. A paced request that the server kept from going out
 //! on time (its connection still waited for the last answer) counts from
@@ -394,6 +397,30 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// A server's turns at the same load, summed.
+#[derive(Default)]
+struct Turns {
+    requests: usize,
+    seconds: f64,
+    server_cpu: f64,
+}
+
+impl Turns {
+    fn add(&mut self, stats: &Stats) {
+        self.requests += stats.requests;
+        self.seconds += stats.elapsed.as_secs_f64();
+        self.server_cpu += stats.server_cpu;
+    }
+
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn per_core(&self) -> f64 {
+        self.requests as f64 / self.server_cpu
+    }
+}
+
 /// The best round of a phase, by request rate: a burst of other work on
 /// the machine slows a round, it never speeds one up.
 fn best(rounds: &[Stats]) -> &Stats {
@@ -494,6 +521,25 @@ fn main() {
     }
     let [base_batched, peak, base_single, col_single] = results.each_ref().map(|r| best(r));
 
+    // The single-event ratio once more, with the servers taking short turns
+    // (the order swapping every turn), so that the machine's drift falls on
+    // both alike rather than on whichever ran in a slow round.
+    let slice = Duration::from_secs_f64(env_or("BENCH_TURN_SECS", 1.0));
+    let turns: usize = env_or("BENCH_TURNS", 10);
+    println!("single event, taking turns of {} s", slice.as_secs_f64());
+    let mut interleaved = [Turns::default(), Turns::default()];
+    for turn in 0..turns {
+        let order = match turn % 2 {
+            0 => [0, 1],
+            _ => [1, 0],
+        };
+        for side in order {
+            let server = [base_addr, addr][side];
+            let stats = phase(&client_rt, &threads, drive(server, &single, slice, None));
+            interleaved[side].add(&stats);
+        }
+    }
+
     // Latency rounds too: a stall of the whole machine (every connection
     // delayed within the same ~100 ms, as this VM has now and then) lands
     // in one round, and the median round is the collector's.
@@ -549,6 +595,14 @@ fn main() {
         100.0 * col_single.per_core() / base_single.per_core(),
         round_ratios[round_ratios.len() / 2],
         listed.join(", ")
+    );
+    let [bare_turns, collector_turns] = &interleaved;
+    println!(
+        "single event, {turns} turns each: {:.0}% of the bare server's request rate (target >= 60%), {:.0}% per core ({:.0} against {:.0} req/s)",
+        100.0 * collector_turns.rps() / bare_turns.rps(),
+        100.0 * collector_turns.per_core() / bare_turns.per_core(),
+        collector_turns.rps(),
+        bare_turns.rps()
     );
     let [batched_p99, single_p99] = p99s.map(|mut p99s| {
         p99s.sort_by(|a, b| a.0.total_cmp(&b.0));
