@@ -10,9 +10,12 @@ use std::cell::RefCell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
+use prost::encoding::WireType;
 
 use crate::EventError;
+use crate::borrowed::{encode_key, put_varint};
 use crate::proto::{Envelope, EventBatch};
+use crate::tag;
 
 const MAGIC: &[u8; 4] = b"SLR1";
 const CODEC_NONE: u8 = 0;
@@ -60,8 +63,6 @@ struct Encoder {
 
 impl Encoder {
     fn encode(&mut self, events: &[Envelope]) -> Bytes {
-        use prost::encoding::{WireType, encode_key, encode_varint};
-
         // Each envelope's length once: for the buffer's size and its prefix
         // (`prost::encoding::message::encode` would compute it again).
         self.lens.clear();
@@ -75,9 +76,9 @@ impl Encoder {
         plain.clear();
         plain.reserve(batch_len);
         for (event, &len) in events.iter().zip(&self.lens) {
-            // Field 1 of EventBatch, repeated: same bytes as encoding the batch.
-            encode_key(1, WireType::LengthDelimited, &mut plain);
-            encode_varint(len as u64, &mut plain);
+            // EventBatch's repeated field: same bytes as encoding the batch.
+            encode_key(tag::BATCH_EVENTS, WireType::LengthDelimited, &mut plain);
+            put_varint(len as u64, &mut plain);
             event.encode_raw(&mut plain);
         }
         debug_assert_eq!(plain.len(), batch_len);

@@ -1,7 +1,8 @@
 //! Field numbers of `sluice.v1.Envelope` and `sluice.v1.EventBatch`
 //! (`proto/sluice/v1/event.proto`), for the code that reads and writes their
 //! wire format by hand: [`crate::EnvelopeView`] reading records in place,
-//! [`crate::BorrowedEnvelope`] and [`crate::EncodedEvents`] writing them.
+//! [`crate::BorrowedEnvelope`], [`crate::EncodedEvents`] and
+//! [`crate::encode_record`] writing them.
 //! Their tests compare with what prost reads and writes, which pins these
 //! numbers to the schema.
 
