@@ -397,30 +397,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A server's turns at the same load, summed.
-#[derive(Default)]
-struct Turns {
-    requests: usize,
-    seconds: f64,
-    server_cpu: f64,
-}
-
-impl Turns {
-    fn add(&mut self, stats: &Stats) {
-        self.requests += stats.requests;
-        self.seconds += stats.elapsed.as_secs_f64();
-        self.server_cpu += stats.server_cpu;
-    }
-
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-
-    fn per_core(&self) -> f64 {
-        self.requests as f64 / self.server_cpu
-    }
-}
-
 /// The best round of a phase, by request rate: a burst of other work on
 /// the machine slows a round, it never speeds one up.
 fn best(rounds: &[Stats]) -> &Stats {
@@ -527,7 +503,8 @@ fn main() {
     let slice = Duration::from_secs_f64(env_or("BENCH_TURN_SECS", 1.0));
     let turns: usize = env_or("BENCH_TURNS", 10);
     println!("single event, taking turns of {} s", slice.as_secs_f64());
-    let mut interleaved = [Turns::default(), Turns::default()];
+    // Each side's turns summed: requests, time and server CPU.
+    let mut interleaved = [Stats::default(), Stats::default()];
     for turn in 0..turns {
         let order = match turn % 2 {
             0 => [0, 1],
@@ -536,7 +513,10 @@ fn main() {
         for side in order {
             let server = [base_addr, addr][side];
             let stats = phase(&client_rt, &threads, drive(server, &single, slice, None));
-            interleaved[side].add(&stats);
+            let sum = &mut interleaved[side];
+            sum.requests += stats.requests;
+            sum.elapsed += stats.elapsed;
+            sum.server_cpu += stats.server_cpu;
         }
     }
 
