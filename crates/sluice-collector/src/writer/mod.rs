@@ -5,6 +5,8 @@
 
 mod aggregator;
 mod put;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
