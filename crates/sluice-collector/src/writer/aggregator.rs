@@ -94,13 +94,28 @@ impl Aggregator {
         let mut receiving = true;
         let mut queued = Vec::with_capacity(MAX_TAKEN);
         let put_ended = self.put_ended.clone();
+        // One timer for the whole run, moved only when the time to send
+        // changes: a timer made afresh on every turn of the loop registers
+        // with the runtime's timer wheel each time, and one due earlier than
+        // the runtime's next wake-up makes it write to its wake-up eventfd
+        // (a system call per batch of submissions).
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut timer_at = None;
         loop {
             let send_at = self.send_at();
+            if let Some(at) = send_at
+                && timer_at != send_at
+            {
+                timer.as_mut().reset(at);
+                timer_at = send_at;
+            }
             tokio::select! {
                 // Sending first: under steady load the channel is always
                 // ready, and waiting records must still go out.
                 biased;
-                () = tokio::time::sleep_until(send_at.unwrap_or_else(Instant::now)), if send_at.is_some() => {
+                () = &mut timer, if send_at.is_some() => {
+                    timer_at = None;
                     self.flush().await;
                 }
                 // The time to send is worked out again.
