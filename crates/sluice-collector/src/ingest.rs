@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::protocols::Decoded;
 use crate::rejection::{Reject, RejectedEvent, RejectedSink};
 use crate::utf8::BodyText;
-use crate::writer::StreamWriter;
+use crate::writer::{Reservation, StreamWriter};
 use crate::{CollectorConfig, CollectorError};
 
 pub struct Intake {
@@ -42,6 +42,19 @@ pub struct Request<'a> {
     pub meta_cache: Option<&'a MetaCache>,
     /// Return the accepted events' ids (gRPC answers per event).
     pub want_ids: bool,
+}
+
+/// A request's events, validated, with room reserved for the accepted.
+struct Validated<'a> {
+    /// The answer so far; its rejections are filled once they are kept.
+    outcome: Outcome,
+    /// None when every event was rejected.
+    accepted: Option<(EncodedEvents, Reservation)>,
+    /// Index in the request, reason, and the event's text.
+    rejected: Vec<(usize, Reject, &'a str)>,
+    source: Cow<'a, Source>,
+    received_at_us: i64,
+    protocol: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +84,39 @@ impl Intake {
     }
 
     pub async fn ingest(&self, request: Request<'_>) -> Result<Outcome, CollectorError> {
+        // Validation runs to its end before the first wait, so this future
+        // holds only its results across the waits: hyper moves each
+        // request's future into place, and keeps one per connection.
+        let Validated {
+            mut outcome,
+            accepted,
+            rejected,
+            source,
+            received_at_us,
+            protocol,
+        } = self.validate(request)?;
+        if !rejected.is_empty() {
+            // Boxed: its future is large (the event being sent), and inline
+            // it would enlarge every request's future, rejections or not.
+            let keeping = self.keep_rejected(rejected, &source, received_at_us, protocol);
+            outcome.rejections = Box::pin(keeping).await;
+        }
+        if let Some((events, reservation)) = accepted {
+            let written = self.writer.submit(events, reservation)?;
+            if self.config.ack == AckMode::Stream {
+                written
+                    .await
+                    .map_err(|_| CollectorError::ShuttingDown)?
+                    .map_err(CollectorError::Stream)?;
+            }
+            self.metrics.count_accepted(protocol, outcome.accepted);
+        }
+        Ok(outcome)
+    }
+
+    /// Resolves the source, turns each event into an envelope or a
+    /// rejection, and takes room in the in-flight budget for the accepted.
+    fn validate<'a>(&'a self, request: Request<'a>) -> Result<Validated<'a>, CollectorError> {
         let Request {
             decoded,
             text,
@@ -122,15 +168,38 @@ impl Intake {
 
         // Room first: a client told to retry resends the whole request, so
         // its rejected events are kept only once it gets through.
-        let reservation = match accepted.is_empty() {
-            true => None,
-            false => Some(self.writer.reserve(accepted.byte_len())?),
-        };
-        let mut outcome = Outcome {
+        let outcome = Outcome {
             accepted: accepted.len(),
             event_ids,
-            rejections: Vec::with_capacity(rejected.len()),
+            rejections: Vec::new(),
         };
+        let accepted = match accepted.is_empty() {
+            true => None,
+            false => {
+                let reservation = self.writer.reserve(accepted.byte_len())?;
+                Some((accepted, reservation))
+            }
+        };
+        Ok(Validated {
+            outcome,
+            accepted,
+            rejected,
+            source,
+            received_at_us: ctx.received_at_us,
+            protocol: decoded.protocol,
+        })
+    }
+
+    /// Counts and keeps a request's rejected events (index, reason and raw
+    /// text), returning their indexes and reasons for the answer.
+    async fn keep_rejected(
+        &self,
+        rejected: Vec<(usize, Reject, &str)>,
+        source: &Source,
+        received_at_us: i64,
+        protocol: &'static str,
+    ) -> Vec<(usize, Reject)> {
+        let mut rejections = Vec::with_capacity(rejected.len());
         for (index, reject, raw) in rejected {
             self.metrics
                 .events_rejected
@@ -139,28 +208,16 @@ impl Intake {
             self.rejected
                 .send(RejectedEvent {
                     source: source.name.clone(),
-                    received_at_us: ctx.received_at_us,
-                    protocol: decoded.protocol,
+                    received_at_us,
+                    protocol,
                     index,
                     reject: reject.clone(),
                     raw: raw.to_owned(),
                 })
                 .await;
-            outcome.rejections.push((index, reject));
+            rejections.push((index, reject));
         }
-
-        if let Some(reservation) = reservation {
-            let written = self.writer.submit(accepted, reservation)?;
-            if self.config.ack == AckMode::Stream {
-                written
-                    .await
-                    .map_err(|_| CollectorError::ShuttingDown)?
-                    .map_err(CollectorError::Stream)?;
-            }
-            self.metrics
-                .count_accepted(decoded.protocol, outcome.accepted);
-        }
-        Ok(outcome)
+        rejections
     }
 }
 
