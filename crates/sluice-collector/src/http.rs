@@ -55,10 +55,7 @@ pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: Ca
             authorization: LastAuthorization::default(),
             meta: MetaCache::default(),
         });
-        let service = service_fn(move |request| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(&shared, request).await) }
-        });
+        let service = service_fn(move |request| handle(shared.clone(), request));
         let connection = UntilStopped::new(
             http.serve_connection(TokioIo::new(stream), service),
             shutdown.clone(),
@@ -89,86 +86,142 @@ struct Shared {
     meta: MetaCache,
 }
 
-async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let intake = &shared.intake;
+/// Answers one request. What the answer needs from the head is read before
+/// the first wait, so the future that waits for the body and the stream
+/// holds a few fields rather than the whole request: hyper moves each
+/// request's future into place, and keeps one per connection.
+fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> {
     let started = Instant::now();
-    let origin = allowed_origin(intake, request.headers());
+    let origin = allowed_origin(&shared.intake, request.headers());
     let endpoint = Endpoint::from_path(request.uri().path());
     let protocol = endpoint.map_or("unknown", Endpoint::protocol);
-    let mut response = match (request.method(), endpoint) {
-        (&Method::OPTIONS, _) => preflight(),
-        (&Method::POST, Some(endpoint)) => {
-            let result = receive(shared, request, endpoint).await;
-            let outcome = match &result {
-                Ok(o) if o.accepted == 0 && !o.rejections.is_empty() => "all_rejected",
-                Ok(_) => "ok",
-                Err(e) => e.cause(),
-            };
-            intake.metrics.count_request(protocol, outcome);
-            match result {
-                Ok(outcome) => outcome_response(&outcome),
-                Err(error) => {
-                    tracing::debug!(%error, protocol, "request refused");
-                    error_response(&error)
+    let route = match (request.method(), endpoint) {
+        (&Method::OPTIONS, _) => Route::Answer(preflight()),
+        (&Method::POST, Some(endpoint)) => Route::Receive(Upload::new(&shared, request, endpoint)),
+        (method, Some(_)) => Route::Answer(error_response(&CollectorError::MethodNotAllowed(
+            method.to_string(),
+        ))),
+        (_, None) => Route::Answer(error_response(&CollectorError::NotFound(
+            request.uri().path().to_owned(),
+        ))),
+    };
+    async move {
+        let intake = &shared.intake;
+        let mut response = match route {
+            Route::Answer(response) => response,
+            Route::Receive(upload) => {
+                let result = match upload {
+                    Ok(upload) => receive(&shared, upload).await,
+                    Err(error) => Err(error),
+                };
+                let outcome = match &result {
+                    Ok(o) if o.accepted == 0 && !o.rejections.is_empty() => "all_rejected",
+                    Ok(_) => "ok",
+                    Err(e) => e.cause(),
+                };
+                intake.metrics.count_request(protocol, outcome);
+                match result {
+                    Ok(outcome) => outcome_response(&outcome),
+                    Err(error) => {
+                        tracing::debug!(%error, protocol, "request refused");
+                        error_response(&error)
+                    }
                 }
             }
+        };
+        if let Some(origin) = origin {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         }
-        (method, Some(_)) => error_response(&CollectorError::MethodNotAllowed(method.to_string())),
-        (_, None) => error_response(&CollectorError::NotFound(request.uri().path().to_owned())),
-    };
-    if let Some(origin) = origin {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        intake
+            .metrics
+            .observe_request_seconds(protocol, started.elapsed().as_secs_f64());
+        Ok(response)
     }
-    intake
-        .metrics
-        .observe_request_seconds(protocol, started.elapsed().as_secs_f64());
-    response
 }
 
-async fn receive(
-    shared: &Shared,
-    request: Request<Incoming>,
+/// What a request leads to, decided from its head.
+enum Route {
+    /// An answer that needs no body: a preflight, a wrong method or path.
+    Answer(Response<Full<Bytes>>),
+    /// Events to receive, or why the head alone refuses them.
+    Receive(Result<Upload, CollectorError>),
+}
+
+/// A POST of events: its body, and what its head says about it.
+struct Upload {
+    body: Incoming,
     endpoint: Endpoint,
-) -> Result<Outcome, CollectorError> {
+    gzip: bool,
+    auth_key: Option<String>,
+    /// The client's address from `X-Forwarded-For`, when that is trusted;
+    /// otherwise the peer's is used.
+    forwarded_for: Option<String>,
+}
+
+impl Upload {
+    fn new(
+        shared: &Shared,
+        request: Request<Incoming>,
+        endpoint: Endpoint,
+    ) -> Result<Self, CollectorError> {
+        let intake = &shared.intake;
+        let limit = intake.config.max_request_bytes;
+        let headers = request.headers();
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(CollectorError::BodyTooLarge { limit });
+        }
+        // Refuse before reading a body that could not be taken anyway.
+        if !intake.writer.has_room(declared.unwrap_or(1).max(1)) {
+            return Err(CollectorError::Overloaded {
+                limit: intake.config.max_in_flight_bytes,
+            });
+        }
+        let gzip = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+        let auth_key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| shared.authorization.write_key(v));
+        let forwarded_for = forwarded_for(intake, headers);
+        Ok(Self {
+            body: request.into_body(),
+            endpoint,
+            gzip,
+            auth_key,
+            forwarded_for,
+        })
+    }
+}
+
+async fn receive(shared: &Shared, upload: Upload) -> Result<Outcome, CollectorError> {
     let intake = &shared.intake;
     let limit = intake.config.max_request_bytes;
-    let headers = request.headers();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(CollectorError::BodyTooLarge { limit });
-    }
-    // Refuse before reading a body that could not be taken anyway.
-    if !intake.writer.has_room(declared.unwrap_or(1).max(1)) {
-        return Err(CollectorError::Overloaded {
-            limit: intake.config.max_in_flight_bytes,
-        });
-    }
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
-    let auth_key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| shared.authorization.write_key(v));
-    let client_ip = client_ip(intake, headers, &shared.peer_ip);
-
-    let body = read_limited(request.into_body(), limit).await?;
-    let body = decompress(body, gzip, limit)?;
+    let body = read_limited(upload.body, limit).await?;
+    let body = decompress(body, upload.gzip, limit)?;
     let text = BodyText::new(&body);
-    let decoded = endpoint.decode(text.as_str())?;
+    let decoded = upload.endpoint.decode(text.as_str())?;
+    let client_ip = match upload.forwarded_for {
+        Some(ip) => Cow::Owned(ip),
+        None => Cow::Borrowed(shared.peer_ip.as_str()),
+    };
     intake
         .ingest(IngestRequest {
             decoded,
             text: Some(&text),
-            auth_key,
+            auth_key: upload.auth_key,
             client_ip,
             meta_cache: Some(&shared.meta),
             want_ids: false,
@@ -176,18 +229,18 @@ async fn receive(
         .await
 }
 
-fn client_ip<'a>(intake: &Intake, headers: &HeaderMap, peer_ip: &'a str) -> Cow<'a, str> {
-    if intake.config.trust_forwarded_for
-        && let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    {
-        return Cow::Owned(first.to_owned());
+/// The first address of `X-Forwarded-For`, when the config trusts it.
+fn forwarded_for(intake: &Intake, headers: &HeaderMap) -> Option<String> {
+    if !intake.config.trust_forwarded_for {
+        return None;
     }
-    Cow::Borrowed(peer_ip)
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// The Origin to echo, when the request has one that is allowed.

@@ -320,3 +320,36 @@ async fn segment_client_requests_are_accepted_as_the_clients_expect() {
     assert_eq!(track.event, "Product Viewed");
     running.stop().await;
 }
+
+/// The client IP recorded with each event: the first `X-Forwarded-For`
+/// entry when the collector is told to trust it (behind a load balancer),
+/// the peer's address otherwise, whatever the header says.
+#[tokio::test]
+async fn client_ip_is_the_peer_unless_forwarded_for_is_trusted() {
+    let track_with_forwarded_for = |url: String, id: &str| {
+        let body = json!({"event": "Signed Up", "userId": "u-1", "messageId": id}).to_string();
+        send(
+            Request::post(url)
+                .header("authorization", common::basic(WRITE_KEY))
+                .header("x-forwarded-for", " 198.51.100.7 , 10.0.0.1")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+    };
+    for (trusted, expected) in [(false, "127.0.0.1"), (true, "198.51.100.7")] {
+        let local = Local::new();
+        let running = local
+            .start(sluice_collector::CollectorConfig {
+                trust_forwarded_for: trusted,
+                ..config()
+            })
+            .await;
+        let answer = track_with_forwarded_for(running.url("/v1/track"), "fwd-1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        running.stop().await;
+        let got = read_all(&*local.stream).await;
+        assert_eq!(got.len(), 1);
+        let collector = got[0].collector.as_ref().unwrap();
+        assert_eq!(collector.client_ip, expected, "trusted: {trusted}");
+    }
+}
