@@ -96,6 +96,18 @@ impl Harness {
         }
     }
 
+    /// A writer quiet for a linger, then event `a` in a call the stream
+    /// holds, and 1 ms gone since: when that call started, and `a`'s answer.
+    async fn with_stalled_call(max_concurrent_puts: usize) -> (Self, Instant, Written) {
+        let harness = Self::start(max_concurrent_puts);
+        tokio::time::sleep(LINGER).await;
+        let start = Instant::now();
+        harness.gate.send_replace(false);
+        let first = harness.submit("a");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        (harness, start, first)
+    }
+
     fn submit(&self, id: &str) -> Written {
         let meta = EncodedMeta::new(&Source::default(), &CollectorMeta::default());
         let mut events = EncodedEvents::with_capacity(meta, 1, 64);
@@ -133,12 +145,7 @@ async fn a_quiet_writer_sends_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn events_gather_while_a_call_is_in_flight_and_leave_together() {
-    let harness = Harness::start(1);
-    tokio::time::sleep(LINGER).await;
-    let start = Instant::now();
-    harness.gate.send_replace(false);
-    let first = harness.submit("a");
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    let (harness, start, first) = Harness::with_stalled_call(1).await;
     let waiting = ["b", "c", "d"].map(|id| harness.submit(id));
     // The first call ends well within the linger of the others.
     tokio::time::sleep(Duration::from_millis(29)).await;
@@ -159,12 +166,7 @@ async fn events_gather_while_a_call_is_in_flight_and_leave_together() {
 
 #[tokio::test(start_paused = true)]
 async fn no_event_waits_longer_than_the_linger_behind_a_stalled_call() {
-    let harness = Harness::start(2);
-    tokio::time::sleep(LINGER).await;
-    let start = Instant::now();
-    harness.gate.send_replace(false);
-    let first = harness.submit("a");
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    let (harness, start, first) = Harness::with_stalled_call(2).await;
     let second = harness.submit("b");
     tokio::time::sleep(LINGER * 2).await;
     let calls = harness.calls(start);
