@@ -210,23 +210,26 @@ async fn receive(shared: &Shared, upload: Upload) -> Result<Outcome, CollectorEr
     let intake = &shared.intake;
     let limit = intake.config.max_request_bytes;
     let body = read_limited(upload.body, limit).await?;
-    let body = decompress(body, upload.gzip, limit)?;
-    let text = BodyText::new(&body);
-    let decoded = upload.endpoint.decode(text.as_str())?;
-    let client_ip = match upload.forwarded_for {
-        Some(ip) => Cow::Owned(ip),
-        None => Cow::Borrowed(shared.peer_ip.as_str()),
-    };
-    intake
-        .ingest(IngestRequest {
+    // The body goes before the wait for the stream: it shares hyper's read
+    // buffer, which the connection's next request can then reuse.
+    let validated = {
+        let body = decompress(body, upload.gzip, limit)?;
+        let text = BodyText::new(&body);
+        let decoded = upload.endpoint.decode(text.as_str())?;
+        let client_ip = match upload.forwarded_for {
+            Some(ip) => Cow::Owned(ip),
+            None => Cow::Borrowed(shared.peer_ip.as_str()),
+        };
+        intake.validate(IngestRequest {
             decoded,
             text: Some(&text),
             auth_key: upload.auth_key,
             client_ip,
             meta_cache: Some(&shared.meta),
             want_ids: false,
-        })
-        .await
+        })?
+    };
+    intake.finish(validated).await
 }
 
 /// The first address of `X-Forwarded-For`, when the config trusts it.

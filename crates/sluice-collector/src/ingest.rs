@@ -44,14 +44,16 @@ pub struct Request<'a> {
     pub want_ids: bool,
 }
 
-/// A request's events, validated, with room reserved for the accepted.
-struct Validated<'a> {
+/// A request's events, validated, with room reserved for the accepted. It
+/// holds nothing of the request, so the body can go before the wait for
+/// the stream.
+pub struct Validated<'a> {
     /// The answer so far; its rejections are filled once they are kept.
     outcome: Outcome,
     /// None when every event was rejected.
     accepted: Option<(EncodedEvents, Reservation)>,
     /// Index in the request, reason, and the event's text.
-    rejected: Vec<(usize, Reject, &'a str)>,
+    rejected: Vec<(usize, Reject, String)>,
     source: Cow<'a, Source>,
     received_at_us: i64,
     protocol: &'static str,
@@ -84,9 +86,16 @@ impl Intake {
     }
 
     pub async fn ingest(&self, request: Request<'_>) -> Result<Outcome, CollectorError> {
-        // Validation runs to its end before the first wait, so this future
-        // holds only its results across the waits: hyper moves each
-        // request's future into place, and keeps one per connection.
+        let validated = self.validate(request)?;
+        self.finish(validated).await
+    }
+
+    /// Keeps the rejected events, then hands the accepted to the stream
+    /// and (unless answers are buffered) waits for it. Validation ran to its
+    /// end before, so this future holds only its results across the waits:
+    /// hyper moves each request's future into place, and keeps one per
+    /// connection.
+    pub async fn finish(&self, validated: Validated<'_>) -> Result<Outcome, CollectorError> {
         let Validated {
             mut outcome,
             accepted,
@@ -94,7 +103,7 @@ impl Intake {
             source,
             received_at_us,
             protocol,
-        } = self.validate(request)?;
+        } = validated;
         if !rejected.is_empty() {
             // Boxed: its future is large (the event being sent), and inline
             // it would enlarge every request's future, rejections or not.
@@ -116,7 +125,7 @@ impl Intake {
 
     /// Resolves the source, turns each event into an envelope or a
     /// rejection, and takes room in the in-flight budget for the accepted.
-    fn validate<'a>(&'a self, request: Request<'a>) -> Result<Validated<'a>, CollectorError> {
+    pub fn validate(&self, request: Request<'_>) -> Result<Validated<'_>, CollectorError> {
         let Request {
             decoded,
             text,
@@ -162,7 +171,7 @@ impl Intake {
                         event_ids.push(envelope.event_id.into_owned());
                     }
                 }
-                Err(reject) => rejected.push((index, reject, raw)),
+                Err(reject) => rejected.push((index, reject, raw.to_owned())),
             }
         }
 
@@ -194,7 +203,7 @@ impl Intake {
     /// text), returning their indexes and reasons for the answer.
     async fn keep_rejected(
         &self,
-        rejected: Vec<(usize, Reject, &str)>,
+        rejected: Vec<(usize, Reject, String)>,
         source: &Source,
         received_at_us: i64,
         protocol: &'static str,
@@ -212,7 +221,7 @@ impl Intake {
                     protocol,
                     index,
                     reject: reject.clone(),
-                    raw: raw.to_owned(),
+                    raw,
                 })
                 .await;
             rejections.push((index, reject));
