@@ -175,13 +175,13 @@ impl Intake {
             }
         }
 
-        // Room first: a client told to retry resends the whole request, so
-        // its rejected events are kept only once it gets through.
         let outcome = Outcome {
             accepted: accepted.len(),
             event_ids,
             rejections: Vec::new(),
         };
+        // Room first: a client told to retry resends the whole request, so
+        // its rejected events are kept only once it gets through.
         let accepted = match accepted.is_empty() {
             true => None,
             false => {
