@@ -32,6 +32,19 @@ impl EncodedMeta {
     }
 }
 
+/// Bytes an `EventBatch` entry of an envelope of `len` bytes takes: its
+/// key (one byte, the field number being below 16), length and envelope.
+pub(crate) fn entry_len(len: usize) -> usize {
+    1 + prost::length_delimiter_len(len) + len
+}
+
+/// Opens an `EventBatch` entry for an envelope of `len` bytes: its key and
+/// length, the same bytes prost writes for the batch's repeated field.
+pub(crate) fn put_entry_head(len: usize, buf: &mut Vec<u8>) {
+    encode_key(tag::BATCH_EVENTS, WireType::LengthDelimited, buf);
+    put_varint(len as u64, buf);
+}
+
 /// Envelopes as `EventBatch` entries, back to back: the bytes of an
 /// `EventBatch` holding them, which [`crate::record_from_batch`] compresses
 /// into a record. Any run of whole entries is also such a batch.
@@ -59,12 +72,7 @@ impl EncodedEvents {
     /// `collector`.
     pub fn push(&mut self, envelope: &BorrowedEnvelope<'_>) {
         let len = envelope.encoded_len() + self.meta.0.len();
-        encode_key(
-            tag::BATCH_EVENTS,
-            WireType::LengthDelimited,
-            &mut self.bytes,
-        );
-        put_varint(len as u64, &mut self.bytes);
+        put_entry_head(len, &mut self.bytes);
         envelope.encode_raw(&mut self.bytes);
         self.bytes.extend_from_slice(&self.meta.0);
         self.ends.push(self.bytes.len());

@@ -10,12 +10,10 @@ use std::cell::RefCell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
-use prost::encoding::WireType;
 
 use crate::EventError;
-use crate::borrowed::{encode_key, put_varint};
+use crate::batch::{entry_len, put_entry_head};
 use crate::proto::{Envelope, EventBatch};
-use crate::tag;
 
 const MAGIC: &[u8; 4] = b"SLR1";
 const CODEC_NONE: u8 = 0;
@@ -30,8 +28,7 @@ pub const MAX_DECODED_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes an envelope adds to an [`EventBatch`] before compression: what a
 /// producer sums to decide when a record is full.
 pub fn encoded_len_in_batch(envelope: &Envelope) -> usize {
-    let len = envelope.encoded_len();
-    1 + prost::length_delimiter_len(len) + len
+    entry_len(envelope.encoded_len())
 }
 
 /// Encodes envelopes into one record, compressed with zstd.
@@ -67,18 +64,12 @@ impl Encoder {
         // (`prost::encoding::message::encode` would compute it again).
         self.lens.clear();
         self.lens.extend(events.iter().map(Message::encoded_len));
-        let batch_len: usize = self
-            .lens
-            .iter()
-            .map(|&len| 1 + prost::length_delimiter_len(len) + len)
-            .sum();
+        let batch_len: usize = self.lens.iter().map(|&len| entry_len(len)).sum();
         let mut plain = std::mem::take(&mut self.plain);
         plain.clear();
         plain.reserve(batch_len);
         for (event, &len) in events.iter().zip(&self.lens) {
-            // EventBatch's repeated field: same bytes as encoding the batch.
-            encode_key(tag::BATCH_EVENTS, WireType::LengthDelimited, &mut plain);
-            put_varint(len as u64, &mut plain);
+            put_entry_head(len, &mut plain);
             event.encode_raw(&mut plain);
         }
         debug_assert_eq!(plain.len(), batch_len);
