@@ -35,9 +35,9 @@
 //! `cargo bench -p sluice-collector --bench ingest` (env `BENCH_SECS` sets
 //! the seconds per phase, default 3; `BENCH_ROUNDS` the rounds, default 5:
 //! a shared virtual machine's speed drifts, on ours by up to 2x within
-//! minutes, so more and
-//! shorter rounds give each side more chances at its best;
-//! `BENCH_STREAM_DIR` where the local stream is written, default `/dev/shm`).
+//! minutes, so more and shorter rounds give each side more chances at its
+//! best; `BENCH_STREAM_DIR` where the local stream is written, default
+//! `/dev/shm`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
