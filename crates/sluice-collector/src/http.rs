@@ -33,7 +33,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
 pub async fn serve_http(listener: TcpListener, intake: Arc<Intake>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // Answers are a few dozen bytes: copied behind the head into one buffer,
+    // they cost less than a queue of buffers written with `writev`
+    // (callgrind: ~300 fewer instructions per single-event request).
+    http.writev(false);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -161,7 +165,7 @@ struct Upload {
     body: Incoming,
     endpoint: Endpoint,
     gzip: bool,
-    auth_key: Option<String>,
+    auth_key: Option<Arc<str>>,
     /// The client's address from `X-Forwarded-For`, when that is trusted;
     /// otherwise the peer's is used.
     forwarded_for: Option<String>,
