@@ -53,8 +53,10 @@ pub struct EncodedEvents {
     /// The metadata fields every event of this request ends with.
     meta: EncodedMeta,
     bytes: Vec<u8>,
-    /// Where each entry ends in `bytes`.
-    ends: Vec<usize>,
+    /// Entries in `bytes`. Their bounds are read back from their heads
+    /// rather than kept: a list of them was a second allocation for every
+    /// request, most of which hold one event.
+    count: usize,
 }
 
 impl EncodedEvents {
@@ -63,7 +65,7 @@ impl EncodedEvents {
     pub fn with_capacity(meta: EncodedMeta, events: usize, bytes: usize) -> Self {
         Self {
             bytes: Vec::with_capacity(bytes + events * meta.0.len()),
-            ends: Vec::with_capacity(events),
+            count: 0,
             meta,
         }
     }
@@ -75,16 +77,16 @@ impl EncodedEvents {
         put_entry_head(len, &mut self.bytes);
         envelope.encode_raw(&mut self.bytes);
         self.bytes.extend_from_slice(&self.meta.0);
-        self.ends.push(self.bytes.len());
+        self.count += 1;
     }
 
     /// Number of events.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.count == 0
     }
 
     /// Bytes of all entries: what they add to a record before compression.
@@ -94,10 +96,18 @@ impl EncodedEvents {
 
     /// Each event's entry, in order.
     pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .map(|(start, &end)| &self.bytes[start..end])
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            // [`Self::push`] wrote every head: a one-byte key, then the
+            // length as a varint.
+            let mut body = rest.get(1..)?;
+            let len = prost::encoding::decode_varint(&mut body)
+                .expect("an entry head written by push") as usize;
+            let end = rest.len() - body.len() + len;
+            let (entry, next) = rest.split_at(end);
+            rest = next;
+            Some(entry)
+        })
     }
 }
 
@@ -144,10 +154,17 @@ mod tests {
         assert_eq!(encoded.byte_len(), batch.encoded_len());
         let record = crate::record_from_batch(&encoded.bytes);
         assert_eq!(crate::decode_record(&record).unwrap(), batch.events);
-        let second: Vec<u8> = encoded.entries().nth(1).unwrap().to_vec();
-        assert_eq!(
-            EventBatch::decode(second.as_slice()).unwrap().events,
-            [batch.events[1].clone()]
-        );
+        // Each entry alone is a batch of its one envelope; the entries' sizes
+        // (0, 100 and 200 bytes of properties) take one- and two-byte
+        // lengths.
+        let entries: Vec<&[u8]> = encoded.entries().collect();
+        assert_eq!(entries.len(), 3);
+        for (entry, envelope) in entries.iter().zip(&batch.events) {
+            assert_eq!(
+                EventBatch::decode(*entry).unwrap().events,
+                std::slice::from_ref(envelope)
+            );
+        }
+        assert_eq!(entries.concat(), encoded.bytes);
     }
 }
