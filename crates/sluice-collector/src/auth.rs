@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -82,18 +83,23 @@ pub fn write_key_from_authorization(value: &str) -> Option<String> {
 
 /// The write key of a connection's last `Authorization` header, with a
 /// copy of the header's bytes (a clone of the header would share, and so
-/// keep, hyper's read buffer).
+/// keep, hyper's read buffer). The key is shared, not copied, with each
+/// request that sends the same header.
 #[derive(Default)]
-pub struct LastAuthorization(LastAnswer<Box<[u8]>, Option<String>>);
+pub struct LastAuthorization(LastAnswer<Box<[u8]>, Option<Arc<str>>>);
 
 impl LastAuthorization {
     /// [`write_key_from_authorization`] of `header` (`None` unless it is
     /// visible ASCII), reused while the header's bytes stay the same.
-    pub fn write_key(&self, header: &HeaderValue) -> Option<String> {
+    pub fn write_key(&self, header: &HeaderValue) -> Option<Arc<str>> {
         self.0.get(
             |last| **last == *header.as_bytes(),
             || {
-                let write_key = header.to_str().ok().and_then(write_key_from_authorization);
+                let write_key = header
+                    .to_str()
+                    .ok()
+                    .and_then(write_key_from_authorization)
+                    .map(Arc::from);
                 (header.as_bytes().into(), write_key)
             },
         )
@@ -147,7 +153,11 @@ mod tests {
         ];
         for header in &headers {
             let expected = header.to_str().ok().and_then(write_key_from_authorization);
-            assert_eq!(last.write_key(header), expected, "{header:?}");
+            assert_eq!(
+                last.write_key(header).as_deref(),
+                expected.as_deref(),
+                "{header:?}"
+            );
         }
         assert_eq!(last.write_key(&basic("wk_1")).as_deref(), Some("wk_1"));
         assert_eq!(last.write_key(&basic("wk_2")).as_deref(), Some("wk_2"));

@@ -98,7 +98,7 @@ impl GrpcCollector {
             .ingest(IngestRequest {
                 decoded,
                 text: None,
-                auth_key,
+                auth_key: auth_key.map(Arc::from),
                 client_ip: client_ip.into(),
                 meta_cache: None,
                 want_ids: true,

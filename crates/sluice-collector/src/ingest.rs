@@ -3,6 +3,7 @@
 //! rejected events kept, and the wait for the stream.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sluice_events::time::now_us;
 
@@ -35,7 +36,7 @@ pub struct Request<'a> {
     pub text: Option<&'a BodyText<'a>>,
     /// From the `Authorization` header (or gRPC metadata); a key in the body
     /// wins.
-    pub auth_key: Option<String>,
+    pub auth_key: Option<Arc<str>>,
     pub client_ip: Cow<'a, str>,
     /// The metadata of the connection's previous request, when the protocol
     /// keeps connections apart (HTTP does; tonic does not tell).
@@ -134,8 +135,8 @@ impl Intake {
             meta_cache,
             want_ids,
         } = request;
-        let write_key = decoded.write_key.or(auth_key);
-        let source = self.sources.resolve(write_key.as_deref())?;
+        let write_key = decoded.write_key.as_deref().or(auth_key.as_deref());
+        let source = self.sources.resolve(write_key)?;
         let meta = match meta_cache {
             Some(cache) => cache.get(&source, decoded.protocol, &self.host, &client_ip),
             None => encode_meta(&source, decoded.protocol, &self.host, &client_ip),
