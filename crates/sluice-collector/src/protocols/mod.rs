@@ -9,18 +9,23 @@ pub mod segment;
 
 use sluice_events::EventJson;
 use sluice_events::proto::EventType;
+use smallvec::SmallVec;
 
 use crate::rejection::Reject;
 
 /// One event's JSON text, or why it could not even be cut out of the body.
 pub type EventText<'a> = Result<EventJson<'a>, Reject>;
 
+/// A request's events: one is held inline, without an allocation, as most
+/// requests (analytics.js sends an event a request) carry just one.
+pub type EventTexts<'a> = SmallVec<[EventText<'a>; 1]>;
+
 /// A request body, split into events.
 #[derive(Debug)]
 pub struct Decoded<'a> {
     /// The protocol's name, kept in each envelope's collector metadata.
     pub protocol: &'static str,
-    pub events: Vec<EventText<'a>>,
+    pub events: EventTexts<'a>,
     /// A write key the body carries (`writeKey`); the Authorization header
     /// is used when there is none.
     pub write_key: Option<String>,

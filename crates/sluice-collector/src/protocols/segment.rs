@@ -179,7 +179,7 @@ pub fn decode_single(body: &str, kind: EventType) -> Result<Decoded<'_>, Collect
     };
     Ok(Decoded {
         protocol: PROTOCOL,
-        events: vec![Ok(json)],
+        events: smallvec::smallvec![Ok(json)],
         write_key,
         sent_at_us: None,
         default_type: Some(kind),
