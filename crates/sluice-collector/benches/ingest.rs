@@ -16,11 +16,12 @@
 //! each; `BENCH_TURN_SECS`), each side's rate summed over its turns, the
 //! steadier ratio on a machine whose speed drifts; then the collector
 //! paced at half its peak, for latency, as many rounds, each after a turn
-//! that measures the peak anew, reporting the median round's p99. A paced request that the server kept from going out
-//! on time (its connection still waited for the last answer) counts from
-//! when it was due; one that went out as soon as the generator's timer let
-//! it counts from when it was sent. That timer fires on whole milliseconds
-//! (tokio's), and counting its rounding added about 1 ms to every latency.
+//! that measures the peak anew, reporting the median round's p99. A paced
+//! request that the server kept from going out on time (its connection
+//! still waited for the last answer) counts from when it was due; one that
+//! went out as soon as the generator's timer let it counts from when it
+//! was sent. That timer fires on whole milliseconds (tokio's), and counting
+//! its rounding added about 1 ms to every latency.
 //!
 //! "Per core" divides by the CPU time the server's threads actually used
 //! (from /proc): pinning gives the server one core, not all of it, on a
